@@ -1,0 +1,52 @@
+# make demo / make test work on a fresh clone on a new machine: they create
+# .venv, install the package with its test extras, and install the Debian
+# tools the interop tests need when they are missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEBS   := openssl socat ncat nodejs
+
+.PHONY: demo test lint unit integration tools venv clean
+
+demo: $(STAMP)
+	$(BIN)/tlsecho demo
+
+test: lint tools $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: tools $(STAMP)
+	$(BIN)/pytest tests/integration
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Install only what is missing; apt-get needs root (CI and these machines are).
+tools:
+	@missing=""; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v socat   >/dev/null || missing="$$missing socat"; \
+	command -v ncat    >/dev/null || missing="$$missing ncat"; \
+	command -v node    >/dev/null || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

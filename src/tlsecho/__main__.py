@@ -1,0 +1,7 @@
+"""``python -m tlsecho``."""
+
+import sys
+
+from tlsecho.cli import main
+
+sys.exit(main())

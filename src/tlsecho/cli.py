@@ -1,0 +1,286 @@
+"""``tlsecho``: parse arguments, build config objects, call the library.
+
+Only this module prints and chooses exit codes: 0 success, 1 a reported
+error (one line on stderr), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from tlsecho import __version__
+from tlsecho.certs import DEFAULT_HOSTS, write_pair
+from tlsecho.client import EchoClient
+from tlsecho.config import DEFAULT_PARTS, ClientConfig, ServerConfig
+from tlsecho.errors import TlsEchoError
+from tlsecho.logs import TagFormatter, configure
+from tlsecho.server import EchoServer, new_event_loop_factory, run_until_signalled
+
+__all__ = ["main"]
+
+
+def _add_logging(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging: the original transcript lines"
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    g.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: info)",
+    )
+
+
+def _level(args: argparse.Namespace, default: str = "info") -> str:
+    if args.verbose:
+        return "DEBUG"
+    if args.quiet:
+        return "WARNING"
+    return str(args.log_level or default).upper()
+
+
+def _add_endpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="localhost", help="host name or address (default: localhost)")
+    p.add_argument("--port", type=int, default=10000, help="TCP port (default: 10000)")
+
+
+def _add_loop(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop (default: auto = uvloop when installed)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tlsecho",
+        description="TLS echo server, client and certificate tool.",
+    )
+    parser.add_argument("--version", action="version", version=f"tlsecho {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("cert", help="make a key and a self-signed certificate")
+    c.add_argument(
+        "--key-type", choices=["ecdsa", "rsa"], default="ecdsa", help="default: ecdsa (P-256)"
+    )
+    c.add_argument("--rsa-bits", type=int, default=2048, help="RSA key size (default: 2048)")
+    c.add_argument("--days", type=int, default=365, help="validity in days (default: 365)")
+    c.add_argument(
+        "--hosts",
+        default=",".join(DEFAULT_HOSTS),
+        help="comma-separated subjectAltName entries (default: %(default)s)",
+    )
+    c.add_argument(
+        "--out", type=Path, default=Path("."), help="directory for tlsecho.crt and tlsecho.key"
+    )
+    c.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    s = sub.add_parser("serve", help="run the TLS echo server")
+    _add_endpoint(s)
+    s.add_argument(
+        "--cert",
+        type=Path,
+        help="PEM certificate (default: a per-user certificate made on first use)",
+    )
+    s.add_argument("--key", type=Path, help="PEM private key for --cert")
+    s.add_argument(
+        "--key-password",
+        default=os.environ.get("TLSECHO_KEY_PASSWORD"),
+        help="password of an encrypted key (or set TLSECHO_KEY_PASSWORD)",
+    )
+    s.add_argument("--handshake-timeout", type=float, default=10.0, help="seconds (default: 10)")
+    s.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds for the TLS close (default: 10)",
+    )
+    _add_loop(s)
+    _add_logging(s)
+
+    d = sub.add_parser("send", help="send a message in parts and verify the echo")
+    d.add_argument(
+        "parts",
+        nargs="*",
+        metavar="PART",
+        help="message parts, written one by one (default: the original three); "
+        "'-' reads stdin and writes the echo to stdout",
+    )
+    _add_endpoint(d)
+    d.add_argument(
+        "--cafile",
+        type=Path,
+        help="trusted PEM certificates "
+        "(default: the system store and the server's default certificate)",
+    )
+    d.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
+    d.add_argument("--servername", help="name for SNI and the certificate check (default: --host)")
+    d.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds for the whole exchange (default: 10)"
+    )
+    _add_loop(d)
+    _add_logging(d)
+
+    m = sub.add_parser(
+        "demo", help="run a server and the client against it, print both transcripts"
+    )
+    _add_loop(m)
+    return parser
+
+
+def _cmd_cert(args: argparse.Namespace) -> int:
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    pair = write_pair(
+        args.out,
+        hosts=hosts,
+        key_type=args.key_type,
+        rsa_bits=args.rsa_bits,
+        days=args.days,
+        force=args.force,
+    )
+    print(f"wrote certificate {pair.cert}")
+    print(f"wrote key {pair.key} (mode 0600)")
+    print(f"serve with: tlsecho serve --cert {pair.cert} --key {pair.key}")
+    print(f"send with:  tlsecho send --cafile {pair.cert}")
+    return 0
+
+
+def _run(loop_name: str, coro_fn: object) -> object:
+    factory = new_event_loop_factory(loop_name)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro_fn)  # type: ignore[arg-type]
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    configure(_level(args))
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        cert=args.cert,
+        key=args.key,
+        key_password=args.key_password,
+        handshake_timeout=args.handshake_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+        loop=args.loop,
+    )
+    try:
+        _run(config.loop, run_until_signalled(config))
+    finally:
+        logging.getLogger("tlsecho.main").info("closing event loop")
+    return 0
+
+
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    stdin = sys.stdin.buffer
+    read1 = getattr(stdin, "read1", stdin.read)
+    while True:
+        chunk: bytes = await asyncio.to_thread(read1, 65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from_stdin = args.parts == ["-"]
+    # With '-' the echo goes to stdout, so the transcript is off unless asked for.
+    configure(_level(args, "warning" if from_stdin else "info"))
+    config = ClientConfig(
+        host=args.host,
+        port=args.port,
+        cafile=args.cafile,
+        insecure=args.insecure,
+        timeout=args.timeout,
+        server_hostname=args.servername,
+    )
+    if config.insecure:
+        print(
+            "tlsecho send: warning: --insecure: the server's certificate is not verified",
+            file=sys.stderr,
+        )
+    client = EchoClient(config)
+    if from_stdin:
+        out = sys.stdout.buffer
+
+        def write_out(data: bytes) -> None:
+            out.write(data)
+            out.flush()
+
+        _run(args.loop, client.send(_stdin_chunks(), on_echo=write_out))
+    else:
+        parts = [p.encode("utf-8", "surrogateescape") for p in args.parts] or list(DEFAULT_PARTS)
+        _run(args.loop, client.send(parts))
+        logging.getLogger("tlsecho.main").info("closing event loop")
+    return 0
+
+
+async def _demo() -> None:
+    main_log = logging.getLogger("tlsecho.main")
+    with tempfile.TemporaryDirectory(prefix="tlsecho-demo-") as tmp:
+        pair = write_pair(Path(tmp))
+        server = EchoServer(ServerConfig(host="localhost", port=0, cert=pair.cert, key=pair.key))
+        await server.start()
+        try:
+            client = EchoClient(ClientConfig(host="localhost", port=server.port, cafile=pair.cert))
+            await client.send()
+            await server.wait_idle()
+        finally:
+            main_log.info("closing server")
+            await server.aclose()
+
+
+class _DemoFilter(logging.Filter):
+    """Split the demo's log records into the server's and the client's."""
+
+    def __init__(self, client: bool) -> None:
+        super().__init__()
+        self.client = client
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name.startswith("tlsecho.")
+        return ours and (record.name == "tlsecho.client") == self.client
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    buf_server, buf_client = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG)
+    for buf, want_client in ((buf_server, False), (buf_client, True)):
+        h = logging.StreamHandler(buf)
+        h.setFormatter(TagFormatter())
+        h.addFilter(_DemoFilter(want_client))
+        root.addHandler(h)
+    _run(args.loop, _demo())
+    logging.getLogger("tlsecho.main").info("closing event loop")
+    print("$ tlsecho serve -v --port 0   # server transcript")
+    print(buf_server.getvalue(), end="")
+    print()
+    print("$ tlsecho send --port PORT    # client transcript")
+    print(buf_client.getvalue(), end="")
+    return 0
+
+
+_COMMANDS = {"cert": _cmd_cert, "serve": _cmd_serve, "send": _cmd_send, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tlsecho`` command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except TlsEchoError as exc:
+        print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

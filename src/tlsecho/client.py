@@ -1,0 +1,286 @@
+"""The client of the original example: send a message in parts, end it with a
+NUL, read the echo until the server closes, and check it byte for byte.
+
+The echo is compared as it arrives against the bytes sent but not yet echoed,
+so a message of any size costs memory only for what is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+from tlsecho.config import DEFAULT_PARTS, ClientConfig
+from tlsecho.errors import (
+    ConfigError,
+    ConnectError,
+    EchoMismatchError,
+    PeerError,
+    TlsHandshakeError,
+)
+from tlsecho.framing import NUL
+from tlsecho.logs import get_logger
+from tlsecho.tls import client_context
+
+__all__ = ["EchoClient", "EchoResult", "send"]
+
+log = get_logger("client")
+_TAG = {"tag": "echo_client"}
+_READ_SIZE = 65536
+
+Parts = Iterable[bytes] | AsyncIterable[bytes]
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    """What one exchange did."""
+
+    sent: int
+    """Message bytes sent (the NUL not counted)."""
+    received: int
+    """Echo bytes received; equal to ``sent`` on success."""
+    tls_version: str
+    """Negotiated protocol, e.g. ``TLSv1.3``."""
+    cipher: str
+    """Negotiated cipher suite."""
+
+
+def _handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or str(exc)
+        if exc.verify_code == 62 or "Hostname mismatch" in detail:
+            name = config.server_hostname or config.host
+            return TlsHandshakeError(
+                f"certificate verify failed: hostname mismatch, the certificate is not valid "
+                f"for {name!r}; connect with a name it lists, or --insecure"
+            )
+        hint = (
+            "pass --cafile FILE (the server's certificate or its CA), or --insecure"
+            if config.cafile is None
+            else f"is {config.cafile} the server's certificate or its CA?"
+        )
+        return TlsHandshakeError(f"certificate verify failed: {detail}; {hint}")
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    return TlsHandshakeError(f"TLS handshake failed: {reason}")
+
+
+def _connect_error(exc: OSError, config: ClientConfig) -> PeerError:
+    where = f"{config.host} port {config.port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"connection refused by {where}: is tlsecho serve running?")
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(f"cannot resolve {config.host!r}: {exc.strerror}")
+    if isinstance(exc, ConnectionResetError):
+        return ConnectError(f"connection reset by {where} during the handshake")
+    reason = (exc.strerror or str(exc) or exc.__class__.__name__).lower()
+    return ConnectError(f"cannot connect to {where}: {reason}")
+
+
+class _Verifier:
+    """Compares the echo with the bytes sent, as both stream by."""
+
+    __slots__ = ("expected", "offset", "received", "sent")
+
+    def __init__(self) -> None:
+        self.expected = bytearray()  # sent, not yet echoed
+        self.offset = 0  # bytes echoed and verified so far
+        self.sent = 0
+        self.received = 0
+
+    def add_sent(self, data: bytes) -> None:
+        self.expected += data
+        self.sent += len(data)
+
+    def check(self, data: bytes) -> None:
+        n = len(data)
+        self.received += n
+        head = self.expected[:n]
+        if head != data:
+            i = next((k for k in range(min(n, len(head))) if head[k] != data[k]), len(head))
+            at = self.offset + i
+            if i >= len(head):
+                raise EchoMismatchError(
+                    f"echo mismatch at byte {at}: got more bytes back than were sent "
+                    f"(0x{data[i]:02x} after {at} bytes)"
+                )
+            raise EchoMismatchError(
+                f"echo mismatch at byte {at}: sent 0x{head[i]:02x}, got 0x{data[i]:02x}"
+            )
+        del self.expected[:n]
+        self.offset += n
+
+
+class EchoClient:
+    """Sends messages to a tlsecho server and verifies the echo.
+
+    Args:
+        config: where to connect and what to trust.
+        ssl_context: a ready client context (default: built from ``config``).
+    """
+
+    def __init__(
+        self, config: ClientConfig | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.config = config or ClientConfig()
+        self._ctx = ssl_context
+
+    async def send(
+        self,
+        parts: Parts = DEFAULT_PARTS,
+        *,
+        on_echo: Callable[[bytes], None] | None = None,
+    ) -> EchoResult:
+        """Send ``parts`` then a NUL; read and verify the echo until the server closes.
+
+        Args:
+            parts: the message, in the writes to make. No part may contain a NUL.
+            on_echo: called with each chunk of the echo as it arrives.
+
+        Returns:
+            The sizes and the negotiated parameters.
+
+        Raises:
+            ConfigError: a part contains a NUL byte.
+            ConnectError, TlsHandshakeError: connecting failed.
+            EchoMismatchError: the echo differed or ended early.
+            TimeoutError: ``config.timeout`` passed (message says at which step).
+        """
+        cfg = self.config
+        step = ["connecting"]
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                return await self._exchange(parts, on_echo, step)
+        except TimeoutError:
+            raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}") from None
+
+    async def _exchange(
+        self, parts: Parts, on_echo: Callable[[bytes], None] | None, step: list[str]
+    ) -> EchoResult:
+        cfg = self.config
+        ctx = self._ctx or client_context(cfg)
+        chatty = log.isEnabledFor(logging.INFO)
+        log.info("connecting to %s port %s", cfg.host, cfg.port, extra=_TAG)
+        try:
+            reader, writer = await asyncio.open_connection(
+                cfg.host,
+                cfg.port,
+                ssl=ctx,
+                server_hostname=cfg.server_hostname or cfg.host,
+                ssl_handshake_timeout=cfg.timeout,
+            )
+        except ssl.SSLError as exc:
+            raise _handshake_error(exc, cfg) from None
+        except OSError as exc:
+            raise _connect_error(exc, cfg) from None
+        ssl_object = writer.get_extra_info("ssl_object")
+        version = ssl_object.version() if ssl_object else "-"
+        cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "-"
+        verifier = _Verifier()
+
+        async def read_echo() -> None:
+            while True:
+                try:
+                    data = await reader.read(_READ_SIZE)
+                except ssl.SSLError as exc:
+                    raise PeerError(
+                        f"TLS error while reading the echo: {exc.reason or exc}"
+                    ) from None
+                except ConnectionError as exc:
+                    raise PeerError(
+                        f"connection lost after {verifier.received} of {verifier.sent} "
+                        f"echoed bytes: {exc.strerror or exc.__class__.__name__}"
+                    ) from None
+                if not data:
+                    return
+                if chatty:
+                    log.info("received %r", data, extra=_TAG)
+                verifier.check(data)
+                if on_echo is not None:
+                    on_echo(data)
+
+        reading = asyncio.ensure_future(read_echo())
+        try:
+            step[0] = "sending"
+            async for part in _aiter(parts):
+                if NUL in part:
+                    at = verifier.sent + part.index(NUL)
+                    raise ConfigError(
+                        f"the message has a NUL byte at offset {at}: "
+                        "the nul protocol ends the message there"
+                    )
+                if chatty:
+                    log.info("sending %r", part, extra=_TAG)
+                verifier.add_sent(part)
+                writer.write(part)
+                await _drain_or_fail(writer, reading)
+            writer.write(NUL)
+            await _drain_or_fail(writer, reading)
+            if chatty:
+                log.info("waiting for response", extra=_TAG)
+            step[0] = f"waiting for the echo ({verifier.received} of {verifier.sent} bytes back)"
+            await reading
+        finally:
+            if not reading.done():
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+            if chatty:
+                log.info("closing", extra=_TAG)
+            writer.close()
+            # The echo is already verified or already failed.
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        if verifier.received < verifier.sent:
+            raise EchoMismatchError(
+                f"server closed early after {verifier.received} of {verifier.sent} bytes"
+            )
+        return EchoResult(verifier.sent, verifier.received, version, cipher)
+
+
+async def _aiter(parts: Parts) -> AsyncIterator[bytes]:
+    if isinstance(parts, AsyncIterable):
+        async for p in parts:
+            yield p
+    else:
+        for p in parts:
+            yield p
+
+
+async def _drain_or_fail(writer: asyncio.StreamWriter, reading: asyncio.Future[None]) -> None:
+    """Wait for the write buffer to drain; fail early if the reader failed."""
+    if reading.done() and reading.exception() is not None:
+        raise reading.exception()  # type: ignore[misc]
+    transport = writer.transport
+    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+        return  # not paused: no need to yield, so the parts go out back to back
+    drain = asyncio.ensure_future(writer.drain())
+    done, _ = await asyncio.wait({drain, reading}, return_when=asyncio.FIRST_COMPLETED)
+    if drain in done:
+        try:
+            drain.result()
+        except (ConnectionError, ssl.SSLError) as exc:
+            if reading.done() and reading.exception() is not None:
+                raise reading.exception() from None  # type: ignore[misc]
+            raise PeerError(f"connection lost while sending: {exc}") from None
+        return
+    # The reader ended first: a mismatch, an error, or the server closed.
+    drain.cancel()
+    failure = reading.exception()
+    if failure is not None:
+        raise failure
+    raise EchoMismatchError("server closed the connection before the message was sent")
+
+
+async def send(
+    config: ClientConfig | None = None,
+    parts: Parts = DEFAULT_PARTS,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    on_echo: Callable[[bytes], None] | None = None,
+) -> EchoResult:
+    """Send one message and verify its echo (see :meth:`EchoClient.send`)."""
+    return await EchoClient(config, ssl_context=ssl_context).send(parts, on_echo=on_echo)

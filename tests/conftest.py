@@ -1,0 +1,147 @@
+"""Shared fixtures: a throw-away PKI and real ``tlsecho serve`` processes.
+
+Readiness is read from the server's own log line ("listening on ..."), never
+waited for with a sleep; every server binds port 0.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tlsecho.certs import CertPair, write_pair
+
+TLSECHO = [sys.executable, "-m", "tlsecho"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Keep the per-user default certificate out of the real home."""
+    d = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
+    """A self-signed pair for localhost, 127.0.0.1 and ::1."""
+    return write_pair(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
+    """Another self-signed pair: a CA the server does not use."""
+    return write_pair(tmp_path_factory.mktemp("other"))
+
+
+@dataclass
+class ServerProcess:
+    """A running ``tlsecho serve`` and the lines it has logged."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    _lines: list[str]
+    _queue: queue.Queue[str | None]
+
+    def lines(self) -> list[str]:
+        self._drain(0)
+        return list(self._lines)
+
+    def _drain(self, timeout: float) -> bool:
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        while True:
+            if item is None:
+                return False
+            self._lines.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        """Wait until ``count`` log lines match ``pattern``; return them."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [ln for ln in self._lines if rx.search(ln)]
+            if len(found) >= count:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"no {count} log line(s) matching {pattern!r}; got:\n" + "\n".join(self._lines)
+                )
+            self._drain(min(left, 0.2))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        while self._drain(5.0):  # up to the pump's end-of-stream marker
+            pass
+        return rc
+
+
+def start_server(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 20.0
+) -> ServerProcess:
+    """Start ``tlsecho serve`` on 127.0.0.1 port 0 and wait until it listens."""
+    cmd = [*TLSECHO, "serve", "--host", "127.0.0.1", "--port", "0", *args]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    q: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        with proc.stderr:
+            for raw in proc.stderr:
+                q.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        q.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    server = ServerProcess(proc, 0, [], q)
+    try:
+        line = server.wait_for(r"listening on ", timeout=timeout)[0]
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    server.port = int(line.rsplit(":", 1)[1])
+    return server
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
+    """``tlsecho serve -v`` with the test pair, on each event loop."""
+    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v")
+    yield srv
+    rc = srv.stop()
+    text = "\n".join(srv.lines())
+    assert "Traceback" not in text, text
+    assert rc == 0, text
