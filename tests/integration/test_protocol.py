@@ -87,19 +87,51 @@ def test_end_of_stream_without_nul(server: ServerProcess, pki: CertPair) -> None
     server.wait_for(r"in=13 out=13 .*end=eof")
 
 
+def pump(s: ssl.SSLSocket, payload: bytes, timeout: float = 60.0) -> bytes:
+    """Send ``payload`` while reading, in one thread (an SSLSocket is not
+    safe to use from two threads at once); return what came back until the
+    server closed."""
+    import selectors
+
+    s.setblocking(False)
+    out = bytearray()
+    view = memoryview(payload)
+    pos = 0
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while True:
+            assert time.monotonic() < deadline, f"stuck after {pos} sent, {len(out)} back"
+            events = sel.select(1.0)
+            for _, mask in events:
+                if mask & selectors.EVENT_WRITE and pos < len(payload):
+                    try:
+                        pos += s.send(view[pos : pos + 65536])
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
+                    if pos == len(payload):
+                        sel.modify(s, selectors.EVENT_READ)
+                if mask & selectors.EVENT_READ:
+                    try:
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                return bytes(out)
+                            out += chunk
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        pass
+
+
 def test_large_message_streams_back_whole(server: ServerProcess, pki: CertPair) -> None:
     """4 MiB sent while reading: every byte back once, in order."""
     import os
-    import threading
 
     payload = os.urandom(4 << 20).replace(b"\x00", b"\x01")
     with connect(server, pki) as s:
-        sender = threading.Thread(target=lambda: (s.sendall(payload), s.sendall(b"\x00")))
-        sender.start()
-        got = read_to_close(s)
-        sender.join()
+        got = pump(s, payload + b"\x00")
     assert len(got) == len(payload)
     assert got == payload
+    server.wait_for(rf"in={len(payload) + 1} out={len(payload)} .*end=terminated")
 
 
 def test_backpressure_a_peer_that_does_not_read_is_paused(
@@ -122,15 +154,13 @@ def test_backpressure_a_peer_that_does_not_read_is_paused(
         except ssl.SSLWantWriteError:
             continue
     assert sent < 64 << 20, f"server accepted {sent} bytes without its echo being read"
-    # Now read: everything comes back and the session ends cleanly.
+    # Now read: everything comes back, then the NUL ends the session.
     s.setblocking(True)
     s.settimeout(30)
     got = 0
-    sender_done = False
     while got < sent:
         got += len(s.recv(1 << 20))
-    if not sender_done:
-        s.sendall(b"\x00")
+    s.sendall(b"\x00")
     assert read_to_close(s) == b""
     assert got == sent
     s.close()
