@@ -99,10 +99,10 @@ class ServerProcess:
 
 
 def start_server(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 20.0
+    *args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None, timeout: float = 20.0
 ) -> ServerProcess:
-    """Start ``tlsecho serve`` on 127.0.0.1 port 0 and wait until it listens."""
-    cmd = [*TLSECHO, "serve", "--host", "127.0.0.1", "--port", "0", *args]
+    """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens."""
+    cmd = [*TLSECHO, "serve", "--host", host, "--port", "0", *args]
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

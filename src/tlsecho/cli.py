@@ -174,10 +174,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         loop=args.loop,
     )
-    try:
-        _run(config.loop, run_until_signalled(config))
-    finally:
-        logging.getLogger("tlsecho.main").info("closing event loop")
+    _run(config.loop, run_until_signalled(config))
+    logging.getLogger("tlsecho.main").info("closing event loop")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -105,10 +106,8 @@ def pump(s: ssl.SSLSocket, payload: bytes, timeout: float = 60.0) -> bytes:
             events = sel.select(1.0)
             for _, mask in events:
                 if mask & selectors.EVENT_WRITE and pos < len(payload):
-                    try:
+                    with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError):
                         pos += s.send(view[pos : pos + 65536])
-                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                        pass
                     if pos == len(payload):
                         sel.modify(s, selectors.EVENT_READ)
                 if mask & selectors.EVENT_READ:
