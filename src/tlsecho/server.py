@@ -34,7 +34,9 @@ Address = tuple[str, int]
 log_main = get_logger("main")
 log_conn = get_logger("echo")
 
-_READ_SIZE = 65536
+# SSL_read returns at most one record: 16 KiB of plaintext (RFC 8446 5.1).
+_READ_SIZE = 16384
+_DRAIN_SIZE = 65536
 _READS_PER_WAKEUP = 16
 # Echo bytes queued for a peer that is not reading, before we stop reading it.
 _HIGH_WATER = 64 * 1024
@@ -89,6 +91,7 @@ class _TlsConnection:
         "_framing",
         "_loop",
         "_outcome",
+        "_read_wants_write",
         "_reading",
         "_server",
         "_sock",
@@ -115,6 +118,7 @@ class _TlsConnection:
         self._wbuf: collections.deque[bytes] = collections.deque()
         self._wsize = 0
         self._reading = False
+        self._read_wants_write = False
         self._writing = False
         self._started = self._loop.time()
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
@@ -207,7 +211,9 @@ class _TlsConnection:
             except ssl.SSLWantReadError:
                 return
             except ssl.SSLWantWriteError:
-                # A TLS 1.3 KeyUpdate reply or similar must go out first.
+                # A TLS 1.3 KeyUpdate reply or similar must go out first;
+                # _flush() reads again once the socket is writable.
+                self._read_wants_write = True
                 self._want_write(True)
                 return
             except OSError as exc:
@@ -266,6 +272,9 @@ class _TlsConnection:
         self._want_write(False)
         if self._state is _State.CLOSING:
             self._shutdown()
+        elif self._read_wants_write:
+            self._read_wants_write = False
+            self._read()
         elif not self._reading and self._wsize <= _LOW_WATER:
             self._want_read(True)
             self._read()
@@ -296,12 +305,15 @@ class _TlsConnection:
     def _shutdown(self) -> None:
         try:
             self._sock.unwrap()
-        except ssl.SSLWantReadError:
-            # Our close_notify is out; the peer's has not come yet.
-            pass
         except ssl.SSLWantWriteError:
             self._want_write(True)
             return
+        except ssl.SSLError:
+            # SSLWantReadError: our close_notify is out, the peer's has not
+            # come yet. Any other SSLError here is the peer sending data
+            # after our close_notify ("application data after close
+            # notify"): discard it all the same.
+            pass
         except OSError as exc:
             self._close(exc if self._outcome is None else None)
             return
@@ -322,7 +334,7 @@ class _TlsConnection:
         fd = self._fd
         for _ in range(_READS_PER_WAKEUP):
             try:
-                data = os.read(fd, _READ_SIZE)
+                data = os.read(fd, _DRAIN_SIZE)
             except BlockingIOError:
                 return
             except OSError:
