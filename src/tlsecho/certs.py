@@ -3,6 +3,9 @@
 ``tlsecho cert`` does what ``openssl req -newkey rsa:2048 -nodes -keyout K
 -x509 -days 365 -out C`` did in the original example, with an ECDSA P-256 key
 by default and a subjectAltName, so clients can keep hostname checking on.
+``tlsecho cert --ca`` makes a small PKI (a CA, a server and a client
+certificate), and ``--bad`` adds the broken certificates a tester of TLS
+clients needs.
 """
 
 from __future__ import annotations
@@ -28,16 +31,20 @@ __all__ = [
     "KEY_NAME",
     "CertPair",
     "KeyType",
+    "Pki",
     "default_cert_dir",
     "ensure_default_pair",
     "make_self_signed",
     "write_pair",
+    "write_pki",
 ]
 
 KeyType = Literal["ecdsa", "rsa"]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 CERT_NAME = "tlsecho.crt"
 KEY_NAME = "tlsecho.key"
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+_ORG = "tlsecho"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,112 @@ def _general_name(host: str) -> x509.GeneralName:
     if not host or any(c.isspace() for c in host):
         raise ConfigError(f"invalid host name for the certificate: {host!r}")
     return x509.DNSName(host)
+
+
+def _new_key(key_type: KeyType, rsa_bits: int) -> PrivateKey:
+    if key_type == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "rsa":
+        if rsa_bits < 2048:
+            raise ConfigError(f"--rsa-bits must be at least 2048, not {rsa_bits}")
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    raise ConfigError(f"unknown key type {key_type!r}: use ecdsa or rsa")
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn[:64]),
+        ]
+    )
+
+
+def _issue(
+    key: PrivateKey,
+    subject: x509.Name,
+    *,
+    issuer: x509.Name | None = None,
+    issuer_key: PrivateKey | None = None,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    hosts: tuple[str, ...] | list[str] = (),
+    usage: Literal["server", "client", "ca"] = "server",
+) -> x509.Certificate:
+    """Sign a certificate for ``key`` (self-signed when no issuer is given)."""
+    public = key.public_key()
+    signer = issuer_key or key
+    is_ca = usage == "ca"
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        # CA:FALSE on leaves and the key identifiers keep the certificates
+        # acceptable to OpenSSL's X509_STRICT mode (Python >= 3.13's default).
+        .add_extension(
+            x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), critical=True
+        )
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey) and not is_ca,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=is_ca,
+                crl_sign=is_ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    )
+    if hosts:
+        names = [_general_name(h) for h in hosts]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if not is_ca:
+        eku = (
+            ExtendedKeyUsageOID.SERVER_AUTH
+            if usage == "server"
+            else (ExtendedKeyUsageOID.CLIENT_AUTH)
+        )
+        builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _start(now: dt.datetime | None) -> dt.datetime:
+    # One minute back allows for clock skew between hosts.
+    return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=1)
+
+
+def _check(hosts: tuple[str, ...] | list[str], days: int) -> None:
+    if not hosts:
+        raise ConfigError("a certificate needs at least one host name")
+    if days < 1:
+        raise ConfigError(f"--days must be at least 1, not {days}")
+    for h in hosts:
+        _general_name(h)
 
 
 def make_self_signed(
@@ -83,66 +196,17 @@ def make_self_signed(
     Raises:
         ConfigError: no hosts, a bad host, bad ``days`` or ``rsa_bits``.
     """
-    if not hosts:
-        raise ConfigError("a certificate needs at least one host name")
-    if days < 1:
-        raise ConfigError(f"--days must be at least 1, not {days}")
-    names = [_general_name(h) for h in hosts]
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-    if key_type == "ecdsa":
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif key_type == "rsa":
-        if rsa_bits < 2048:
-            raise ConfigError(f"--rsa-bits must be at least 2048, not {rsa_bits}")
-        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
-    else:
-        raise ConfigError(f"unknown key type {key_type!r}: use ecdsa or rsa")
-    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=1)
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsecho"),
-            x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64]),
-        ]
+    _check(hosts, days)
+    key = _new_key(key_type, rsa_bits)
+    start = _start(now)
+    cert = _issue(
+        key,
+        _name(hosts[0]),
+        not_before=start,
+        not_after=start + dt.timedelta(days=days),
+        hosts=hosts,
     )
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        # CA:FALSE and the key identifiers keep the certificate acceptable to
-        # OpenSSL's X509_STRICT mode (Python >= 3.13's client default).
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=key_type == "rsa",
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert_pem, key_pem
+    return _pem(cert), _key_pem(key)
 
 
 def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -163,6 +227,22 @@ def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
         os.close(fd)
 
 
+def _prepare(out: Path, names: list[str], force: bool) -> None:
+    if not force:
+        for n in names:
+            if (out / n).exists():
+                raise CertificateError(f"{out / n} exists; pass --force to overwrite it")
+    if not out.is_dir():
+        raise CertificateError(f"cannot write to {out}: not a directory")
+
+
+def _save(out: Path, stem: str, cert: bytes, key: bytes, force: bool) -> CertPair:
+    pair = CertPair(out / f"{stem}.crt", out / f"{stem}.key")
+    _write(pair.key, key, 0o600, force)
+    _write(pair.cert, cert, 0o644, force)
+    return pair
+
+
 def write_pair(
     out: Path,
     *,
@@ -181,17 +261,136 @@ def write_pair(
         CertificateError: a file exists (without ``force``) or cannot be written.
         ConfigError: bad parameters (see :func:`make_self_signed`).
     """
-    cert_path, key_path = out / CERT_NAME, out / KEY_NAME
-    if not force:
-        for p in (cert_path, key_path):
-            if p.exists():
-                raise CertificateError(f"{p} exists; pass --force to overwrite it")
-    if not out.is_dir():
-        raise CertificateError(f"cannot write to {out}: not a directory")
+    _prepare(out, [CERT_NAME, KEY_NAME], force)
     cert_pem, key_pem = make_self_signed(hosts, key_type=key_type, rsa_bits=rsa_bits, days=days)
-    _write(key_path, key_pem, 0o600, force)
-    _write(cert_path, cert_pem, 0o644, force)
-    return CertPair(cert_path, key_path)
+    return _save(out, "tlsecho", cert_pem, key_pem, force)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The files of ``tlsecho cert --ca`` (and ``--bad``)."""
+
+    ca: CertPair
+    server: CertPair
+    client: CertPair
+    bad: dict[str, CertPair]
+    """Broken certificates by kind (empty without ``bad``)."""
+
+    def index(self) -> list[tuple[str, str, str]]:
+        """``(file, what it is, what a correct client does)`` for each certificate."""
+        rows = [
+            (self.ca.cert.name, "the CA: trust this (--cafile / --client-ca)", "-"),
+            (self.server.cert.name, "server certificate for the hosts, signed by the CA", "accept"),
+            (self.client.cert.name, "client certificate (mTLS), signed by the CA", "-"),
+        ]
+        for kind, pair in self.bad.items():
+            what, do = BAD_KINDS[kind]
+            rows.append((pair.cert.name, what, do))
+        return rows
+
+
+#: Broken certificates: file stem -> (what it is, what a correct peer does).
+BAD_KINDS: dict[str, tuple[str, str]] = {
+    "expired": ("server certificate, expired yesterday", "reject: certificate has expired"),
+    "not-yet-valid": (
+        "server certificate, valid from 30 days on",
+        "reject: certificate is not yet valid",
+    ),
+    "wrong-host": (
+        "server certificate for wrong.host.invalid only",
+        "reject: hostname mismatch",
+    ),
+    "self-signed": ("self-signed server certificate for the hosts", "reject: self-signed"),
+    "unknown-ca": (
+        "server certificate signed by a CA nobody trusts",
+        "reject: unable to get local issuer certificate",
+    ),
+    "client-expired": ("client certificate, expired yesterday", "server rejects it (mTLS)"),
+    "client-unknown-ca": (
+        "client certificate signed by a CA nobody trusts",
+        "server rejects it (mTLS)",
+    ),
+}
+
+
+def write_pki(
+    out: Path,
+    *,
+    hosts: tuple[str, ...] | list[str] = DEFAULT_HOSTS,
+    client_name: str = "tlsecho client",
+    key_type: KeyType = "ecdsa",
+    rsa_bits: int = 2048,
+    days: int = 365,
+    bad: bool = False,
+    force: bool = False,
+    now: dt.datetime | None = None,
+) -> Pki:
+    """Make a CA and, signed by it, a server and a client certificate.
+
+    Files: ``ca.crt``/``ca.key``, ``server.crt``/``server.key``,
+    ``client.crt``/``client.key``; with ``bad``, also the kinds in
+    :data:`BAD_KINDS` as ``<kind>.crt``/``<kind>.key``.
+
+    Raises:
+        CertificateError: a file exists (without ``force``) or cannot be written.
+        ConfigError: bad parameters.
+    """
+    _check(hosts, days)
+    if not client_name.strip():
+        raise ConfigError("--client-name must not be empty")
+    stems = ["ca", "server", "client", *(BAD_KINDS if bad else ())]
+    _prepare(out, [f"{s}.{ext}" for s in stems for ext in ("crt", "key")], force)
+    start = _start(now)
+    end = start + dt.timedelta(days=days)
+    ca_key = _new_key(key_type, rsa_bits)
+    ca_name = _name("tlsecho test CA")
+    # The CA outlives what it signs by a day, so leaves never outlive it.
+    ca = _issue(ca_key, ca_name, not_before=start, not_after=end + dt.timedelta(days=1), usage="ca")
+
+    def leaf(
+        cn: str,
+        *,
+        usage: Literal["server", "client"] = "server",
+        names: tuple[str, ...] | list[str] = hosts,
+        issuer: tuple[x509.Name, PrivateKey] | None = (ca_name, ca_key),
+        nb: dt.datetime = start,
+        na: dt.datetime = end,
+    ) -> tuple[bytes, bytes]:
+        key = _new_key(key_type, rsa_bits)
+        cert = _issue(
+            key,
+            _name(cn),
+            issuer=issuer[0] if issuer else None,
+            issuer_key=issuer[1] if issuer else None,
+            not_before=nb,
+            not_after=na,
+            hosts=names if usage == "server" else (),
+            usage=usage,
+        )
+        return _pem(cert), _key_pem(key)
+
+    ca_pair = _save(out, "ca", _pem(ca), _key_pem(ca_key), force)
+    server = _save(out, "server", *leaf(hosts[0]), force)
+    client = _save(out, "client", *leaf(client_name, usage="client"), force)
+    bad_pairs: dict[str, CertPair] = {}
+    if bad:
+        day = dt.timedelta(days=1)
+        other_key = _new_key(key_type, rsa_bits)
+        other = (_name("tlsecho unknown CA"), other_key)
+        made = {
+            "expired": leaf(hosts[0], nb=start - 30 * day, na=start - day),
+            "not-yet-valid": leaf(hosts[0], nb=start + 30 * day, na=end + 30 * day),
+            "wrong-host": leaf("wrong.host.invalid", names=["wrong.host.invalid"]),
+            "self-signed": leaf(hosts[0], issuer=None),
+            "unknown-ca": leaf(hosts[0], issuer=other),
+            "client-expired": leaf(
+                client_name, usage="client", nb=start - 30 * day, na=start - day
+            ),
+            "client-unknown-ca": leaf(client_name, usage="client", issuer=other),
+        }
+        for kind, (cert_pem, key_pem) in made.items():
+            bad_pairs[kind] = _save(out, kind, cert_pem, key_pem, force)
+    return Pki(ca_pair, server, client, bad_pairs)
 
 
 def default_cert_dir() -> Path:

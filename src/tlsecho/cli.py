@@ -15,12 +15,21 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from tlsecho import __version__
-from tlsecho.certs import DEFAULT_HOSTS, write_pair
+from tlsecho.certs import DEFAULT_HOSTS, write_pair, write_pki
 from tlsecho.client import EchoClient
-from tlsecho.config import DEFAULT_PARTS, ClientConfig, ServerConfig
-from tlsecho.errors import TlsEchoError
+from tlsecho.config import (
+    DEFAULT_PARTS,
+    ClientAuth,
+    ClientConfig,
+    ServerConfig,
+    parse_listen,
+    parse_sni,
+)
+from tlsecho.errors import ConfigError, TlsEchoError
+from tlsecho.framing import DEFAULT_MAX_LINE, MODES
 from tlsecho.logs import TagFormatter, configure
 from tlsecho.server import EchoServer, new_event_loop_factory, run_until_signalled
 
@@ -62,6 +71,31 @@ def _add_loop(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _add_mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default="nul",
+        help="framing: nul (the original: a message ended by a NUL byte; default), "
+        "line (each line echoed whole) or raw (every byte, until the peer closes)",
+    )
+
+
+def _add_versions(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-version", choices=["1.2", "1.3"], help="lowest TLS version")
+    p.add_argument("--max-version", choices=["1.2", "1.3"], help="highest TLS version")
+    p.add_argument("--alpn", type=_csv, default=(), metavar="P1,P2", help="ALPN protocols to offer")
+    p.add_argument(
+        "--keylog",
+        type=Path,
+        help="append TLS secrets in NSS key log format for Wireshark (default: $SSLKEYLOGFILE)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tlsecho",
@@ -70,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tlsecho {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("cert", help="make a key and a self-signed certificate")
+    c = sub.add_parser(
+        "cert", help="make a key and a self-signed certificate, or a small PKI (--ca)"
+    )
     c.add_argument(
         "--key-type", choices=["ecdsa", "rsa"], default="ecdsa", help="default: ecdsa (P-256)"
     )
@@ -78,16 +114,45 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--days", type=int, default=365, help="validity in days (default: 365)")
     c.add_argument(
         "--hosts",
-        default=",".join(DEFAULT_HOSTS),
-        help="comma-separated subjectAltName entries (default: %(default)s)",
+        type=_csv,
+        default=DEFAULT_HOSTS,
+        help="comma-separated subjectAltName entries (default: localhost,127.0.0.1,::1)",
     )
     c.add_argument(
-        "--out", type=Path, default=Path("."), help="directory for tlsecho.crt and tlsecho.key"
+        "--out", type=Path, default=Path("."), help="directory to write the files to (default: .)"
     )
     c.add_argument("--force", action="store_true", help="overwrite existing files")
+    c.add_argument(
+        "--ca",
+        action="store_true",
+        help="make a CA and, signed by it, a server and a client certificate",
+    )
+    c.add_argument(
+        "--client-name", default="tlsecho client", help="client certificate's common name (--ca)"
+    )
+    c.add_argument(
+        "--bad",
+        action="store_true",
+        help="with --ca: also expired, not-yet-valid, wrong-host, self-signed and "
+        "unknown-CA certificates",
+    )
 
     s = sub.add_parser("serve", help="run the TLS echo server")
     _add_endpoint(s)
+    s.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="listen here (repeatable; IPv6 as [ADDRESS]:PORT); replaces --host/--port",
+    )
+    _add_mode(s)
+    s.add_argument(
+        "--max-line",
+        type=int,
+        default=DEFAULT_MAX_LINE,
+        help="longest line in --mode line, newline included (default: 65536)",
+    )
     s.add_argument(
         "--cert",
         type=Path,
@@ -99,12 +164,60 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("TLSECHO_KEY_PASSWORD"),
         help="password of an encrypted key (or set TLSECHO_KEY_PASSWORD)",
     )
-    s.add_argument("--handshake-timeout", type=float, default=10.0, help="seconds (default: 10)")
+    s.add_argument(
+        "--tls-profile",
+        choices=["intermediate", "modern"],
+        default="intermediate",
+        help="Mozilla server-side TLS: intermediate (1.2 and 1.3; default) or modern (1.3)",
+    )
+    _add_versions(s)
+    s.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 (default: the profile's)")
+    s.add_argument(
+        "--alpn-required",
+        action="store_true",
+        help="refuse a client with no ALPN protocol in common",
+    )
+    s.add_argument(
+        "--session-tickets",
+        type=int,
+        help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0 disables)",
+    )
+    s.add_argument("--client-ca", type=Path, help="CA certificates for client certificates (mTLS)")
+    s.add_argument(
+        "--client-auth",
+        choices=["none", "optional", "required"],
+        help="client certificates (default: required with --client-ca, else none)",
+    )
+    s.add_argument(
+        "--sni",
+        action="append",
+        default=[],
+        metavar="NAME=CERT:KEY",
+        help="serve CERT to clients asking for NAME (repeatable; wildcards like *.example.test)",
+    )
+    s.add_argument(
+        "--proxy-protocol",
+        choices=["off", "v1", "v2", "any"],
+        default="off",
+        help="read an HAProxy PROXY header before the handshake (default: off)",
+    )
+    s.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="poll the certificate files and reload when they change (SIGHUP always reloads)",
+    )
+    s.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        help="seconds for the PROXY header and the handshake (default: 10)",
+    )
     s.add_argument(
         "--shutdown-timeout",
         type=float,
         default=10.0,
-        help="seconds for the TLS close (default: 10)",
+        help="seconds for flushing and the TLS close (default: 10)",
     )
     _add_loop(s)
     _add_logging(s)
@@ -118,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
         "'-' reads stdin and writes the echo to stdout",
     )
     _add_endpoint(d)
+    _add_mode(d)
     d.add_argument(
         "--cafile",
         type=Path,
@@ -126,6 +240,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     d.add_argument("--servername", help="name for SNI and the certificate check (default: --host)")
+    d.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
+    d.add_argument("--key", type=Path, help="private key for --cert")
+    _add_versions(d)
+    d.add_argument(
+        "--proxy-header",
+        choices=["v1", "v2"],
+        help="send an HAProxy PROXY header before the handshake",
+    )
     d.add_argument(
         "--timeout", type=float, default=10.0, help="seconds for the whole exchange (default: 10)"
     )
@@ -140,19 +262,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_cert(args: argparse.Namespace) -> int:
-    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
-    pair = write_pair(
+    common: dict[str, Any] = {
+        "hosts": list(args.hosts),
+        "key_type": args.key_type,
+        "rsa_bits": args.rsa_bits,
+    }
+    if args.bad and not args.ca:
+        raise ConfigError("--bad goes with --ca (the bad certificates are relative to the CA)")
+    if not args.ca:
+        pair = write_pair(args.out, days=args.days, force=args.force, **common)
+        print(f"wrote certificate {pair.cert}")
+        print(f"wrote key {pair.key} (mode 0600)")
+        print(f"serve with: tlsecho serve --cert {pair.cert} --key {pair.key}")
+        print(f"send with:  tlsecho send --cafile {pair.cert}")
+        return 0
+    pki = write_pki(
         args.out,
-        hosts=hosts,
-        key_type=args.key_type,
-        rsa_bits=args.rsa_bits,
         days=args.days,
         force=args.force,
+        bad=args.bad,
+        client_name=args.client_name,
+        **common,
     )
-    print(f"wrote certificate {pair.cert}")
-    print(f"wrote key {pair.key} (mode 0600)")
-    print(f"serve with: tlsecho serve --cert {pair.cert} --key {pair.key}")
-    print(f"send with:  tlsecho send --cafile {pair.cert}")
+    rows = pki.index()
+    width = max(len(name) for name, _, _ in rows)
+    print(f"wrote to {args.out} (each .crt with its .key, keys mode 0600):")
+    for name, what, do in rows:
+        must = f"; a correct peer must {do}" if do.startswith("reject") else ""
+        print(f"  {name:<{width}}  {what}{must}")
+    print(
+        f"serve with: tlsecho serve --cert {pki.server.cert} --key {pki.server.key}"
+        f" --client-ca {pki.ca.cert}"
+    )
+    print(
+        f"send with:  tlsecho send --cafile {pki.ca.cert}"
+        f" --cert {pki.client.cert} --key {pki.client.key}"
+    )
     return 0
 
 
@@ -164,12 +309,29 @@ def _run(loop_name: str, coro_fn: object) -> object:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     configure(_level(args))
+    client_auth: ClientAuth = args.client_auth or ("required" if args.client_ca else "none")
     config = ServerConfig(
         host=args.host,
         port=args.port,
+        listen=tuple(parse_listen(x) for x in args.listen),
+        mode=args.mode,
+        max_line=args.max_line,
         cert=args.cert,
         key=args.key,
         key_password=args.key_password,
+        profile=args.tls_profile,
+        min_version=args.min_version,
+        max_version=args.max_version,
+        ciphers=args.ciphers,
+        alpn=args.alpn,
+        alpn_required=args.alpn_required,
+        keylog=args.keylog,
+        session_tickets=args.session_tickets,
+        client_ca=args.client_ca,
+        client_auth=client_auth,
+        sni=tuple(parse_sni(x) for x in args.sni),
+        proxy_protocol=args.proxy_protocol,
+        reload_interval=args.reload_interval,
         handshake_timeout=args.handshake_timeout,
         shutdown_timeout=args.shutdown_timeout,
         loop=args.loop,
@@ -200,6 +362,14 @@ def _cmd_send(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         timeout=args.timeout,
         server_hostname=args.servername,
+        mode=args.mode,
+        cert=args.cert,
+        key=args.key,
+        min_version=args.min_version,
+        max_version=args.max_version,
+        alpn=args.alpn,
+        keylog=args.keylog,
+        proxy_header=args.proxy_header,
     )
     if config.insecure:
         print(

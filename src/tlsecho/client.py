@@ -1,5 +1,10 @@
-"""The client of the original example: send a message in parts, end it with a
-NUL, read the echo until the server closes, and check it byte for byte.
+"""The client of the original example: send a message in parts, end it, read
+the echo, and check it byte for byte.
+
+In mode ``nul`` the message ends with a NUL and the echo ends when the server
+closes. In ``line`` and ``raw`` modes the session is persistent: a TLS client
+cannot half-close, so the client sends its message, reads until it has the
+same number of bytes back, then closes with close_notify.
 
 The echo is compared as it arrives against the bytes sent but not yet echoed,
 so a message of any size costs memory only for what is in flight.
@@ -25,6 +30,7 @@ from tlsecho.errors import (
 )
 from tlsecho.framing import NUL
 from tlsecho.logs import get_logger
+from tlsecho.proxy_protocol import build_v1, build_v2
 from tlsecho.tls import client_context
 
 __all__ = ["EchoClient", "EchoResult", "send"]
@@ -35,19 +41,42 @@ _READ_SIZE = 65536
 
 Parts = Iterable[bytes] | AsyncIterable[bytes]
 
+# TLS alerts by which a server refuses our client certificate. With TLS 1.3
+# they arrive after the client's handshake is done, on the first read.
+_CLIENT_CERT_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate: "
+    "pass --cert FILE --key FILE",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the handshake (a client certificate "
+    "may be required: pass --cert FILE --key FILE)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused our client certificate (bad certificate)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server refused our client certificate: "
+    "it is not signed by a CA the server trusts",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server refused our client certificate: it has expired",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server refused our client certificate",
+    "TLSV1_ALERT_DECRYPT_ERROR": "the server refused our client certificate (decrypt error)",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common with the server",
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "no ALPN protocol in common with the server",
+}
+
 
 @dataclass(frozen=True)
 class EchoResult:
     """What one exchange did."""
 
     sent: int
-    """Message bytes sent (the NUL not counted)."""
+    """Message bytes sent (a terminating NUL not counted)."""
     received: int
     """Echo bytes received; equal to ``sent`` on success."""
     tls_version: str
     """Negotiated protocol, e.g. ``TLSv1.3``."""
     cipher: str
     """Negotiated cipher suite."""
+    alpn: str | None = None
+    """Negotiated ALPN protocol, if any."""
+
+
+def _alert_message(exc: ssl.SSLError) -> str | None:
+    return _CLIENT_CERT_ALERTS.get(exc.reason or "")
 
 
 def _handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeError:
@@ -65,6 +94,9 @@ def _handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeErr
             else f"is {config.cafile} the server's certificate or its CA?"
         )
         return TlsHandshakeError(f"certificate verify failed: {detail}; {hint}")
+    known = _alert_message(exc)
+    if known:
+        return TlsHandshakeError(known)
     reason = (exc.reason or str(exc)).lower().replace("_", " ")
     return TlsHandshakeError(f"TLS handshake failed: {reason}")
 
@@ -115,11 +147,32 @@ class _Verifier:
         self.offset += n
 
 
+async def _connect_with_proxy_header(config: ClientConfig) -> socket.socket:
+    """A connected TCP socket that has sent a PROXY header for itself."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, type_, proto, _, addr in infos:
+        sock = socket.socket(family, type_, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, addr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        src, dst = sock.getsockname()[:2], sock.getpeername()[:2]
+        header = build_v1(src, dst) if config.proxy_header == "v1" else build_v2(src, dst)
+        await loop.sock_sendall(sock, header)
+        return sock
+    raise last or OSError(f"no address for {config.host}")
+
+
 class EchoClient:
     """Sends messages to a tlsecho server and verifies the echo.
 
     Args:
-        config: where to connect and what to trust.
+        config: where to connect, what to trust and present, which framing.
         ssl_context: a ready client context (default: built from ``config``).
     """
 
@@ -135,20 +188,25 @@ class EchoClient:
         *,
         on_echo: Callable[[bytes], None] | None = None,
     ) -> EchoResult:
-        """Send ``parts`` then a NUL; read and verify the echo until the server closes.
+        """Send ``parts``, end the message, read and verify the echo.
+
+        Mode ``nul`` appends the NUL and reads until the server closes;
+        ``line`` appends a newline when the message does not end with one;
+        ``line`` and ``raw`` read until every byte sent is back, then close.
 
         Args:
-            parts: the message, in the writes to make. No part may contain a NUL.
+            parts: the message, in the writes to make. In mode ``nul`` no
+                part may contain a NUL.
             on_echo: called with each chunk of the echo as it arrives.
 
         Returns:
             The sizes and the negotiated parameters.
 
         Raises:
-            ConfigError: a part contains a NUL byte.
+            ConfigError: a part contains a NUL byte in mode ``nul``.
             ConnectError, TlsHandshakeError: connecting failed.
             EchoMismatchError: the echo differed or ended early.
-            TimeoutError: ``config.timeout`` passed (message says at which step).
+            PeerError: the connection failed or ``config.timeout`` passed.
         """
         cfg = self.config
         step = ["connecting"]
@@ -158,6 +216,23 @@ class EchoClient:
         except TimeoutError:
             raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}") from None
 
+    async def _open(self, ctx: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        cfg = self.config
+        name = cfg.server_hostname or cfg.host
+        try:
+            if cfg.proxy_header is not None:
+                sock = await _connect_with_proxy_header(cfg)
+                return await asyncio.open_connection(
+                    sock=sock, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
+                )
+            return await asyncio.open_connection(
+                cfg.host, cfg.port, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
+            )
+        except ssl.SSLError as exc:
+            raise _handshake_error(exc, cfg) from None
+        except OSError as exc:
+            raise _connect_error(exc, cfg) from None
+
     async def _exchange(
         self, parts: Parts, on_echo: Callable[[bytes], None] | None, step: list[str]
     ) -> EchoResult:
@@ -165,30 +240,24 @@ class EchoClient:
         ctx = self._ctx or client_context(cfg)
         chatty = log.isEnabledFor(logging.INFO)
         log.info("connecting to %s port %s", cfg.host, cfg.port, extra=_TAG)
-        try:
-            reader, writer = await asyncio.open_connection(
-                cfg.host,
-                cfg.port,
-                ssl=ctx,
-                server_hostname=cfg.server_hostname or cfg.host,
-                ssl_handshake_timeout=cfg.timeout,
-            )
-        except ssl.SSLError as exc:
-            raise _handshake_error(exc, cfg) from None
-        except OSError as exc:
-            raise _connect_error(exc, cfg) from None
+        reader, writer = await self._open(ctx)
         ssl_object = writer.get_extra_info("ssl_object")
         version = ssl_object.version() if ssl_object else "-"
         cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "-"
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object else None
+        log.debug("connected: %s %s alpn=%s", version, cipher, alpn or "-", extra=_TAG)
         verifier = _Verifier()
+        persistent = cfg.mode != "nul"
+        all_sent = False
 
         async def read_echo() -> None:
-            while True:
+            while not (persistent and all_sent and verifier.received >= verifier.sent):
                 try:
                     data = await reader.read(_READ_SIZE)
                 except ssl.SSLError as exc:
+                    known = _alert_message(exc)
                     raise PeerError(
-                        f"TLS error while reading the echo: {exc.reason or exc}"
+                        known or f"TLS error while reading the echo: {exc.reason or exc}"
                     ) from None
                 except ConnectionError as exc:
                     raise PeerError(
@@ -206,24 +275,40 @@ class EchoClient:
         reading = asyncio.ensure_future(read_echo())
         try:
             step[0] = "sending"
+            last = b""
             async for part in _aiter(parts):
-                if NUL in part:
+                if not part:
+                    continue
+                if cfg.mode == "nul" and NUL in part:
                     at = verifier.sent + part.index(NUL)
                     raise ConfigError(
                         f"the message has a NUL byte at offset {at}: "
-                        "the nul protocol ends the message there"
+                        "the nul protocol ends the message there (use --mode raw)"
                     )
                 if chatty:
                     log.info("sending %r", part, extra=_TAG)
                 verifier.add_sent(part)
                 writer.write(part)
+                last = part
                 await _drain_or_fail(writer, reading)
-            writer.write(NUL)
+            if cfg.mode == "nul":
+                writer.write(NUL)
+            elif cfg.mode == "line" and not last.endswith(b"\n"):
+                # Only complete lines are echoed: end the last one.
+                if chatty:
+                    log.info("sending %r", b"\n", extra=_TAG)
+                verifier.add_sent(b"\n")
+                writer.write(b"\n")
             await _drain_or_fail(writer, reading)
+            all_sent = True
             if chatty:
                 log.info("waiting for response", extra=_TAG)
             step[0] = f"waiting for the echo ({verifier.received} of {verifier.sent} bytes back)"
-            await reading
+            if persistent and verifier.received >= verifier.sent:
+                reading.cancel()  # everything is back already; the reader waits for more
+                await asyncio.gather(reading, return_exceptions=True)
+            else:
+                await reading
         finally:
             if not reading.done():
                 reading.cancel()
@@ -235,10 +320,13 @@ class EchoClient:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         if verifier.received < verifier.sent:
+            hint = ""
+            if verifier.received == 0 and alpn is None:
+                hint = " (no ALPN protocol was negotiated: does the server require --alpn?)"
             raise EchoMismatchError(
-                f"server closed early after {verifier.received} of {verifier.sent} bytes"
+                f"server closed early after {verifier.received} of {verifier.sent} bytes{hint}"
             )
-        return EchoResult(verifier.sent, verifier.received, version, cipher)
+        return EchoResult(verifier.sent, verifier.received, version, cipher, alpn)
 
 
 async def _aiter(parts: Parts) -> AsyncIterator[bytes]:

@@ -10,10 +10,29 @@ from pathlib import Path
 from typing import Literal
 
 from tlsecho.errors import ConfigError
+from tlsecho.framing import DEFAULT_MAX_LINE, MODES, Mode
 
-__all__ = ["DEFAULT_PARTS", "ClientConfig", "LoopName", "ServerConfig"]
+__all__ = [
+    "DEFAULT_PARTS",
+    "ClientAuth",
+    "ClientConfig",
+    "LoopName",
+    "Profile",
+    "ProxyHeaderVersion",
+    "ProxyMode",
+    "ServerConfig",
+    "SniCert",
+    "TLSVersionName",
+    "parse_listen",
+    "parse_sni",
+]
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
+TLSVersionName = Literal["1.2", "1.3"]
+Profile = Literal["intermediate", "modern"]
+ClientAuth = Literal["none", "optional", "required"]
+ProxyMode = Literal["off", "v1", "v2", "any"]
+ProxyHeaderVersion = Literal["v1", "v2"]
 
 #: The original example's message, in its three parts.
 DEFAULT_PARTS: tuple[bytes, ...] = (
@@ -23,9 +42,9 @@ DEFAULT_PARTS: tuple[bytes, ...] = (
 )
 
 
-def _check_port(port: int) -> None:
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"port must be 0..65535, not {port}")
+def _check_port(port: int, low: int = 0) -> None:
+    if not low <= port <= 65535:
+        raise ConfigError(f"port must be {low}..65535, not {port}")
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -33,22 +52,125 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be a positive number of seconds, not {value}")
 
 
+def _check_versions(low: TLSVersionName | None, high: TLSVersionName | None) -> None:
+    for v in (low, high):
+        if v is not None and v not in ("1.2", "1.3"):
+            raise ConfigError(f"TLS version must be 1.2 or 1.3, not {v!r}")
+    if low is not None and high is not None and float(low) > float(high):
+        raise ConfigError(f"--min-version {low} is above --max-version {high}")
+
+
+def _check_alpn(alpn: tuple[str, ...]) -> None:
+    for p in alpn:
+        if not p or len(p.encode()) > 255:
+            raise ConfigError(f"ALPN protocol names are 1..255 bytes, not {p!r}")
+
+
+def _check_mode(mode: str, max_line: int) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if max_line < 1:
+        raise ConfigError(f"--max-line must be at least 1, not {max_line}")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPV6]:PORT`` to ``(host, port)``.
+
+    Raises:
+        ConfigError: not of that form, or a bad port.
+    """
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"--listen {text!r}: write IPv6 as [ADDRESS]:PORT")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or ":" in host:
+            raise ConfigError(f"--listen {text!r}: expected HOST:PORT ([ADDRESS]:PORT for IPv6)")
+    if not host:
+        raise ConfigError(f"--listen {text!r}: the host is missing")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"--listen {text!r}: the port is not a number") from None
+    _check_port(port)
+    return host, port
+
+
+@dataclass(frozen=True)
+class SniCert:
+    """A certificate served to clients that ask for ``name`` (SNI)."""
+
+    name: str
+    """Server name: exact (``api.example.test``) or one-label wildcard (``*.example.test``)."""
+    cert: Path
+    """PEM certificate (chain)."""
+    key: Path
+    """PEM private key (unencrypted, or encrypted with the server's ``key_password``)."""
+
+
+def parse_sni(text: str) -> SniCert:
+    """``NAME=CERT:KEY`` to a :class:`SniCert`.
+
+    Raises:
+        ConfigError: not of that form.
+    """
+    name, sep, files = text.partition("=")
+    cert, sep2, key = files.rpartition(":")
+    if not sep or not sep2 or not name or not cert or not key:
+        raise ConfigError(f"--sni {text!r}: expected NAME=CERT:KEY")
+    return SniCert(name.lower(), Path(cert), Path(key))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    """How ``tlsecho serve`` listens and what it presents."""
+    """How ``tlsecho serve`` listens, what it presents and what it echoes."""
 
     host: str = "localhost"
     """Host name or address; the server listens on every address it resolves to."""
     port: int = 10000
     """TCP port; 0 picks a free one (shared by all addresses of ``host``)."""
+    listen: tuple[tuple[str, int], ...] = ()
+    """Explicit ``(host, port)`` endpoints; when given, ``host``/``port`` are unused."""
+    mode: Mode = "nul"
+    """Echo framing: ``nul`` (the original), ``line`` or ``raw``."""
+    max_line: int = DEFAULT_MAX_LINE
+    """Longest line in ``line`` mode, newline included."""
     cert: Path | None = None
     """PEM certificate (chain). With ``key``; both ``None`` means the default pair."""
     key: Path | None = None
     """PEM private key for ``cert``."""
     key_password: str | None = field(default=None, repr=False)
     """Password of an encrypted ``key``."""
+    profile: Profile = "intermediate"
+    """Mozilla server-side TLS profile: ``intermediate`` (1.2 and 1.3) or ``modern`` (1.3)."""
+    min_version: TLSVersionName | None = None
+    """Lowest TLS version (default: the profile's)."""
+    max_version: TLSVersionName | None = None
+    """Highest TLS version (default: 1.3)."""
+    ciphers: str | None = None
+    """OpenSSL cipher string for TLS 1.2 (default: the profile's)."""
+    alpn: tuple[str, ...] = ()
+    """ALPN protocols offered, in order of preference."""
+    alpn_required: bool = False
+    """Refuse a client that has no ALPN protocol in common with ``alpn``."""
+    keylog: Path | None = None
+    """NSS key log file (default: ``$SSLKEYLOGFILE`` when set)."""
+    session_tickets: int | None = None
+    """TLS 1.3 session tickets sent per handshake (default: OpenSSL's, 2)."""
+    client_ca: Path | None = None
+    """PEM CA certificates that client certificates must chain to."""
+    client_auth: ClientAuth = "none"
+    """Whether a client certificate is ignored, optional or required."""
+    sni: tuple[SniCert, ...] = ()
+    """Certificates chosen by the client's server name."""
+    proxy_protocol: ProxyMode = "off"
+    """Read an HAProxy PROXY header (v1, v2 or either) before the TLS handshake."""
+    reload_interval: float | None = None
+    """Poll the certificate files this often (seconds) and reload on change."""
     handshake_timeout: float = 10.0
-    """Seconds a client has to complete the TLS handshake (absolute)."""
+    """Seconds a client has to send its PROXY header and complete the handshake."""
     shutdown_timeout: float = 10.0
     """Seconds the TLS close (close_notify exchange) may take before we abort."""
     loop: LoopName = "auto"
@@ -56,20 +178,48 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         _check_port(self.port)
+        for host, port in self.listen:
+            if not host:
+                raise ConfigError("a listen address needs a host")
+            _check_port(port)
+        _check_mode(self.mode, self.max_line)
         if (self.cert is None) != (self.key is None):
             raise ConfigError("--cert and --key go together: give both or neither")
+        if self.profile not in ("intermediate", "modern"):
+            raise ConfigError(f"--tls-profile must be intermediate or modern, not {self.profile!r}")
+        _check_versions(self.min_version, self.max_version)
+        _check_alpn(self.alpn)
+        if self.alpn_required and not self.alpn:
+            raise ConfigError("--alpn-required needs --alpn")
+        if self.session_tickets is not None and not 0 <= self.session_tickets <= 16:
+            raise ConfigError(f"--session-tickets must be 0..16, not {self.session_tickets}")
+        if self.client_auth not in ("none", "optional", "required"):
+            raise ConfigError("--client-auth must be none, optional or required")
+        if self.client_auth != "none" and self.client_ca is None:
+            raise ConfigError(f"--client-auth {self.client_auth} needs --client-ca FILE")
+        if self.proxy_protocol not in ("off", "v1", "v2", "any"):
+            raise ConfigError("--proxy-protocol must be off, v1, v2 or any")
+        if self.reload_interval is not None:
+            _check_positive("reload interval", self.reload_interval)
         _check_positive("handshake timeout", self.handshake_timeout)
         _check_positive("shutdown timeout", self.shutdown_timeout)
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Where to listen: ``listen``, or ``(host, port)``."""
+        return self.listen or ((self.host, self.port),)
 
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """How ``tlsecho send`` connects and what it trusts."""
+    """How ``tlsecho send`` connects, what it trusts and presents."""
 
     host: str = "localhost"
     """Server host name or address; also the name checked in its certificate."""
     port: int = 10000
     """Server TCP port."""
+    mode: Mode = "nul"
+    """Echo framing the server speaks: ``nul``, ``line`` or ``raw``."""
     cafile: Path | None = None
     """PEM file of trusted certificates. ``None``: the system store plus the
     server's default certificate when this user has one."""
@@ -79,8 +229,28 @@ class ClientConfig:
     """Seconds the whole exchange may take."""
     server_hostname: str | None = None
     """Name sent as SNI and checked in the certificate (default: ``host``)."""
+    cert: Path | None = None
+    """Client certificate to present (mTLS), with ``key``."""
+    key: Path | None = None
+    """Private key of ``cert``."""
+    min_version: TLSVersionName | None = None
+    """Lowest TLS version offered (default 1.2)."""
+    max_version: TLSVersionName | None = None
+    """Highest TLS version offered (default 1.3)."""
+    alpn: tuple[str, ...] = ()
+    """ALPN protocols offered."""
+    keylog: Path | None = None
+    """NSS key log file (default: ``$SSLKEYLOGFILE`` when set)."""
+    proxy_header: ProxyHeaderVersion | None = None
+    """Send an HAProxy PROXY header of this version before the handshake."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"port must be 1..65535, not {self.port}")
+        _check_port(self.port, low=1)
+        _check_mode(self.mode, 1)
         _check_positive("timeout", self.timeout)
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("--cert and --key go together: give both or neither")
+        _check_versions(self.min_version, self.max_version)
+        _check_alpn(self.alpn)
+        if self.proxy_header not in (None, "v1", "v2"):
+            raise ConfigError("--proxy-header must be v1 or v2")

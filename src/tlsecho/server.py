@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import enum
 import errno
 import logging
@@ -18,14 +19,16 @@ import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
-from tlsecho.errors import ConfigError, ListenError
-from tlsecho.framing import NulFraming
+from tlsecho.errors import ConfigError, ListenError, TlsEchoError
+from tlsecho.framing import Framing, make_framing
 from tlsecho.logs import get_logger
-from tlsecho.tls import server_context
+from tlsecho.proxy_protocol import ProxyHeader, ProxyParser, ProxyProtocolError
+from tlsecho.tls import ServerTLS, build_server_tls, describe_certificate, server_name_of
 
 __all__ = ["Address", "EchoServer", "run_until_signalled", "serve"]
 
@@ -43,6 +46,9 @@ _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _ACCEPTS_PER_WAKEUP = 64
 _ACCEPT_RETRY_DELAY = 0.1
+# A PROXY header is read with MSG_PEEK so the ClientHello after it stays in
+# the socket for OpenSSL; a v2 header longer than this is read in steps.
+_PROXY_PEEK = 4096
 
 
 def format_address(addr: Address) -> str:
@@ -52,25 +58,23 @@ def format_address(addr: Address) -> str:
 
 
 def _failure_reason(exc: BaseException | None) -> str:
-    """A short, stable word or two for why a connection ended badly."""
+    """A short, stable phrase for why a connection ended badly."""
     if exc is None:
         return "closed"
     if isinstance(exc, ssl.SSLError):
         return (exc.reason or exc.__class__.__name__).lower().replace("_", " ")
-    if isinstance(exc, TimeoutError | ConnectionAbortedError) and "timed out" in str(exc):
-        return "timeout"
-    if isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc):
-        return "timeout"  # asyncio's handshake timeout message
-    if isinstance(exc, ConnectionResetError):
-        return "reset by peer"
-    if isinstance(exc, BrokenPipeError):
-        return "broken pipe"
     if isinstance(exc, OSError) and exc.errno is not None:
+        if isinstance(exc, ConnectionResetError):
+            return "reset by peer"
+        if isinstance(exc, BrokenPipeError):
+            return "broken pipe"
         return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
-    return exc.__class__.__name__
+    # Our own exceptions (PROXY errors, timeouts) carry a readable message.
+    return str(exc) or exc.__class__.__name__
 
 
 class _State(enum.Enum):
+    PROXY = "proxy"  # reading the PROXY header, before TLS
     HANDSHAKE = "handshake"
     OPEN = "open"
     CLOSING = "closing"  # flushing the echo, then sending close_notify
@@ -91,6 +95,8 @@ class _TlsConnection:
         "_framing",
         "_loop",
         "_outcome",
+        "_proxy",
+        "_raw",
         "_read_wants_write",
         "_reading",
         "_server",
@@ -101,19 +107,25 @@ class _TlsConnection:
         "_wbuf",
         "_writing",
         "_wsize",
+        "alpn",
         "cipher",
         "peer",
+        "real_peer",
+        "sni",
         "tag",
         "version",
     )
 
-    def __init__(self, server: EchoServer, sock: ssl.SSLSocket, peer: Address) -> None:
+    def __init__(self, server: EchoServer, sock: socket.socket, peer: Address) -> None:
         self._server = server
+        cfg = server.config
         self._loop = server.loop
-        self._sock = sock
+        self._raw = sock
+        self._sock: ssl.SSLSocket | None = None
         self._fd = sock.fileno()
-        self._framing = NulFraming()
-        self._state = _State.HANDSHAKE
+        self._framing: Framing = make_framing(cfg.mode, max_line=cfg.max_line)
+        self._proxy = ProxyParser(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
+        self._state = _State.PROXY if self._proxy else _State.HANDSHAKE
         self._outcome: str | None = None
         self._wbuf: collections.deque[bytes] = collections.deque()
         self._wsize = 0
@@ -121,18 +133,25 @@ class _TlsConnection:
         self._read_wants_write = False
         self._writing = False
         self._started = self._loop.time()
+        # The handshake timeout also bounds the PROXY header: absolute, so
+        # dripping bytes cannot extend it.
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
-            server.config.handshake_timeout, self._on_timeout
+            cfg.handshake_timeout, self._on_timeout
         )
         self._debug = log_conn.isEnabledFor(logging.DEBUG)
         self.peer = peer
+        """The client's address: the PROXY header's source when there is one."""
+        self.real_peer = peer
+        """The address the TCP connection came from (the proxy, if any)."""
         self.tag = f"echo_{peer[0]}_{peer[1]}"
-        self.version = "-"
-        self.cipher = "-"
+        self.version = self.cipher = self.alpn = self.sni = "-"
 
     def start(self) -> None:
-        """Begin the handshake (the server has registered the connection)."""
-        self._handshake()
+        """Begin (the server has registered the connection)."""
+        if self._state is _State.PROXY:
+            self._want_read(True)
+        else:
+            self._wrap()
 
     # -- event registration ---------------------------------------------------
     def _want_read(self, on: bool) -> None:
@@ -161,6 +180,8 @@ class _TlsConnection:
             self._drain()
         elif state is _State.CLOSING:
             self._shutdown()
+        elif state is _State.PROXY:
+            self._read_proxy_header()
 
     def _on_writable(self) -> None:
         state = self._state
@@ -169,10 +190,71 @@ class _TlsConnection:
         elif state is _State.OPEN or state is _State.CLOSING:
             self._flush()
 
-    # -- handshake ------------------------------------------------------------
-    def _handshake(self) -> None:
+    # -- PROXY header -----------------------------------------------------------
+    def _read_proxy_header(self) -> None:
+        assert self._proxy is not None
         try:
-            self._sock.do_handshake()
+            data = self._raw.recv(_PROXY_PEEK, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._outcome = "proxy-error"
+            self._close(exc)
+            return
+        if not data:
+            self._outcome = "proxy-error"
+            self._close(ConnectionResetError("closed before the end of the PROXY header"))
+            return
+        try:
+            used = self._proxy.feed(data)
+        except ProxyProtocolError as exc:
+            self._outcome = "proxy-error"
+            self._close(exc)
+            return
+        # Take exactly the header's bytes off the socket; what follows (the
+        # ClientHello) stays there for OpenSSL. Incomplete: all of it is header.
+        self._raw.recv(used)
+        header = self._proxy.header
+        if header is not None:
+            self._apply_proxy_header(header)
+            self._wrap()
+
+    def _apply_proxy_header(self, header: ProxyHeader) -> None:
+        if header.command == "PROXY" and header.source is not None and header.family != "UNIX":
+            self.peer = header.source
+            self.tag = f"echo_{self.peer[0]}_{self.peer[1]}"
+        if self._debug:
+            src = format_address(header.source) if header.source else "-"
+            tlvs = header.tlv_summary()
+            log_conn.debug(
+                "PROXY v%d %s %s from %s via %s%s",
+                header.version,
+                header.command,
+                header.family,
+                src,
+                format_address(self.real_peer),
+                f" tlvs={tlvs}" if tlvs else "",
+                extra={"tag": self.tag},
+            )
+
+    # -- handshake ------------------------------------------------------------
+    def _wrap(self) -> None:
+        self._state = _State.HANDSHAKE
+        try:
+            self._sock = self._server.tls.context.wrap_socket(
+                self._raw, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError as exc:
+            self._outcome = "handshake-failed"
+            self._close(exc)
+            return
+        self._handshake()
+
+    def _handshake(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            sock.do_handshake()
         except ssl.SSLWantReadError:
             self._want_write(False)
             self._want_read(True)
@@ -183,25 +265,52 @@ class _TlsConnection:
             return
         except OSError as exc:  # ssl.SSLError included: the peer's mistake
             self._outcome = "handshake-failed"
+            self.sni = server_name_of(sock) or "-"
             self._close(exc)
             return
         self._cancel_timer()
         self._state = _State.OPEN
-        self.version = self._sock.version() or "-"
-        cipher = self._sock.cipher()
+        self.version = sock.version() or "-"
+        cipher = sock.cipher()
         self.cipher = cipher[0] if cipher else "-"
+        self.alpn = sock.selected_alpn_protocol() or "-"
+        self.sni = server_name_of(sock) or "-"
         if self._debug:
             log_conn.debug("connection accepted", extra={"tag": self.tag})
+        cfg = self._server.config
+        if cfg.client_auth != "none":
+            self._log_client_certificate(sock)
         self._want_write(False)
         self._want_read(True)
-        if self._server.closing:
+        if cfg.alpn_required and self.alpn == "-":
+            # Python cannot fail the handshake from the ALPN callback, so the
+            # refusal comes right after it: no echo, close_notify, one line.
+            self._outcome = "alpn-refused"
+            self._begin_close()
+        elif self._server.closing:
             self.close()
         else:
             self._read()
 
+    def _log_client_certificate(self, sock: ssl.SSLSocket) -> None:
+        der = sock.getpeercert(binary_form=True)
+        if not der:
+            log_conn.info("no client certificate", extra={"tag": self.tag})
+            return
+        c = describe_certificate(der)
+        log_conn.info(
+            "client certificate subject=%r issuer=%r serial=%s sha256=%s",
+            c.subject,
+            c.issuer,
+            c.serial,
+            c.sha256,
+            extra={"tag": self.tag},
+        )
+
     # -- echo -----------------------------------------------------------------
     def _read(self) -> None:
         sock = self._sock
+        assert sock is not None
         framing = self._framing
         # Several records per wake-up, but bounded, so one busy peer cannot
         # starve the others.
@@ -234,6 +343,7 @@ class _TlsConnection:
 
     def _write(self, data: bytes) -> None:
         if not self._wbuf:
+            assert self._sock is not None
             try:
                 n = self._sock.send(data)
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
@@ -255,6 +365,7 @@ class _TlsConnection:
     def _flush(self) -> None:
         wbuf = self._wbuf
         sock = self._sock
+        assert sock is not None
         while wbuf:
             data = wbuf[0]
             try:
@@ -281,7 +392,12 @@ class _TlsConnection:
 
     def _finish(self) -> None:
         """The framing is over: flush the echo, then close_notify."""
-        if self._framing.terminated:
+        framing = self._framing
+        error = getattr(framing, "error", None)
+        if error is not None:
+            self._outcome = "framing-error"
+            log_conn.info("%s: closing connection", error, extra={"tag": self.tag})
+        elif framing.terminated:
             self._outcome = "terminated"
             if self._debug:
                 log_conn.debug("message terminated, closing connection", extra={"tag": self.tag})
@@ -303,6 +419,7 @@ class _TlsConnection:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        assert self._sock is not None
         try:
             self._sock.unwrap()
         except ssl.SSLWantWriteError:
@@ -347,9 +464,10 @@ class _TlsConnection:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        if self._state is _State.HANDSHAKE:
-            self._outcome = "handshake-failed"
-            self._close(TimeoutError("handshake timed out"))
+        if self._state is _State.HANDSHAKE or self._state is _State.PROXY:
+            stage = "PROXY header" if self._state is _State.PROXY else "handshake"
+            self._outcome = "proxy-error" if self._state is _State.PROXY else "handshake-failed"
+            self._close(TimeoutError(f"{stage} timed out"))
         elif self._state is _State.CLOSING or self._state is _State.DRAINING:
             # The peer does not take its echo or does not close: give up.
             self._close(None)
@@ -361,7 +479,7 @@ class _TlsConnection:
 
     def close(self) -> None:
         """Close for server shutdown: flush, close_notify, close."""
-        if self._state is _State.HANDSHAKE:
+        if self._state is _State.HANDSHAKE or self._state is _State.PROXY:
             self._outcome = "server-shutdown"
             self._close(None)
         elif self._state is _State.OPEN:
@@ -382,20 +500,23 @@ class _TlsConnection:
         self._want_read(False)
         self._want_write(False)
         self._wbuf.clear()
-        self._sock.close()
+        (self._sock or self._raw).close()
         self._server._connection_lost(self)
         outcome = self._outcome
         if outcome is None:
             outcome = "eof" if exc is None else "error"
         f = self._framing
-        reason = ""
-        if exc is not None:
-            reason = f" reason={_failure_reason(exc)!r}"
+        via = f" via={format_address(self.real_peer)}" if self.peer != self.real_peer else ""
+        reason = f" reason={_failure_reason(exc)!r}" if exc is not None else ""
         log_conn.info(
-            "done peer=%s tls=%s cipher=%s in=%d out=%d discarded=%d duration=%.3fs end=%s%s",
+            "done peer=%s%s tls=%s cipher=%s sni=%s alpn=%s in=%d out=%d discarded=%d "
+            "duration=%.3fs end=%s%s",
             format_address(self.peer),
+            via,
             self.version,
             self.cipher,
+            self.sni,
+            self.alpn,
             f.bytes_in,
             f.bytes_out,
             f.discarded,
@@ -461,30 +582,33 @@ class EchoServer:
             print(server.addresses)
 
     Args:
-        config: how to listen and what to present.
-        ssl_context: a ready server context; by default one is built from
-            ``config.cert``/``config.key`` (or the per-user default pair).
+        config: how to listen, what to present and what to echo.
+        ssl_context: a ready server context, used instead of the one built
+            from ``config`` (no reload then).
     """
 
     def __init__(
         self, config: ServerConfig | None = None, *, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self.config = config or ServerConfig()
-        self._ctx = ssl_context
+        self._given_ctx = ssl_context
+        self._tls: ServerTLS | None = None
         self._listeners: list[socket.socket] = []
         self._conns: set[_TlsConnection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accept_paused = False
+        self._watch: tuple[tuple[str, int, int], ...] = ()
+        self._watch_timer: asyncio.TimerHandle | None = None
         self.closing = False
         """True once :meth:`aclose` has begun."""
         self.addresses: list[Address] = []
         """The bound addresses, after :meth:`start`."""
-        self.cert_path = self.config.cert
-        """The certificate presented (after :meth:`start`, also the default one)."""
         self.connections_total = 0
         """Connections accepted so far."""
+        self.reloads = 0
+        """Successful reloads so far."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -493,8 +617,19 @@ class EchoServer:
         return self._loop
 
     @property
+    def tls(self) -> ServerTLS:
+        """The current TLS contexts (replaced by :meth:`reload`)."""
+        assert self._tls is not None, "server not started"
+        return self._tls
+
+    @property
+    def cert_path(self) -> Path | None:
+        """The default certificate presented (after :meth:`start`)."""
+        return self._tls.cert_path if self._tls else self.config.cert
+
+    @property
     def port(self) -> int:
-        """The bound port (the same on every address)."""
+        """The first bound port (with one ``host``, the same on every address)."""
         return self.addresses[0][1]
 
     @property
@@ -502,37 +637,103 @@ class EchoServer:
         """Connections open now, handshaking ones included."""
         return len(self._conns)
 
-    def _context(self) -> ssl.SSLContext:
+    def _resolve_default_pair(self) -> None:
         cfg = self.config
-        if self._ctx is not None:
-            return self._ctx
-        if cfg.cert is None or cfg.key is None:
+        if cfg.cert is None and self._given_ctx is None:
             pair, created = ensure_default_pair()
             log_main.info(
                 "%s default certificate %s (clients trust it by default)",
                 "created" if created else "using",
                 pair.cert,
             )
-            self.cert_path = pair.cert
-            return server_context(pair.cert, pair.key)
-        return server_context(cfg.cert, cfg.key, cfg.key_password)
+            self.config = dataclasses.replace(cfg, cert=pair.cert, key=pair.key)
+
+    def _build_tls(self) -> ServerTLS:
+        if self._given_ctx is not None:
+            return ServerTLS(self._given_ctx, None, "-")
+        return build_server_tls(self.config)
 
     async def start(self) -> None:
-        """Load the certificate and start listening.
+        """Load the certificates and start listening.
 
         Raises:
-            CertificateError: certificate or key unusable.
+            CertificateError: a certificate or key is unusable.
+            ConfigError: an impossible TLS policy.
             ListenError: cannot resolve or bind.
         """
         cfg = self.config
         self._loop = asyncio.get_running_loop()
-        self._ctx = self._context()
-        log_main.info("starting up on %s port %s", cfg.host, cfg.port)
-        self._listeners = _bind(cfg.host, cfg.port)
+        self._resolve_default_pair()
+        self._tls = self._build_tls()
+        for host, port in cfg.endpoints:
+            log_main.info("starting up on %s port %s", host, port)
+        try:
+            for host, port in cfg.endpoints:
+                self._listeners += _bind(host, port)
+        except BaseException:
+            for s in self._listeners:
+                s.close()
+            self._listeners = []
+            raise
         self.addresses = [s.getsockname()[:2] for s in self._listeners]
         self._start_accepting()
         log_main.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
+        if cfg.reload_interval is not None and self._given_ctx is None:
+            self._watch = self._watched_files()
+            self._watch_timer = self.loop.call_later(cfg.reload_interval, self._poll_files)
 
+    # -- reload ---------------------------------------------------------------
+    def reload(self) -> bool:
+        """Load the certificate, key, client CA and SNI files again.
+
+        New connections get the new contexts; open ones continue untouched.
+        A broken file keeps the current contexts and logs one line.
+
+        Returns:
+            Whether the new files were taken.
+        """
+        if self._given_ctx is not None:
+            log_main.warning("reload skipped: the server was given an SSLContext")
+            return False
+        try:
+            tls = build_server_tls(self.config)
+        except TlsEchoError as exc:
+            log_main.error("reload failed, keeping the current certificates: %s", exc)
+            return False
+        self._tls = tls
+        self.reloads += 1
+        log_main.info("reloaded certificate %s sha256=%s", tls.cert_path, tls.fingerprint)
+        return True
+
+    def _watched_files(self) -> tuple[tuple[str, int, int], ...]:
+        cfg = self.config
+        paths = [cfg.cert, cfg.key, cfg.client_ca]
+        for sni in cfg.sni:
+            paths += [sni.cert, sni.key]
+        out = []
+        for p in paths:
+            if p is None:
+                continue
+            try:
+                st = p.stat()
+            except OSError:
+                out.append((str(p), -1, -1))
+            else:
+                out.append((str(p), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def _poll_files(self) -> None:
+        assert self.config.reload_interval is not None
+        if self.closing:
+            return
+        current = self._watched_files()
+        if current != self._watch:
+            self._watch = current
+            log_main.info("certificate files changed: reloading")
+            self.reload()
+        self._watch_timer = self.loop.call_later(self.config.reload_interval, self._poll_files)
+
+    # -- accepting ------------------------------------------------------------
     def _start_accepting(self) -> None:
         self._accept_paused = False
         for lsock in self._listeners:
@@ -543,8 +744,6 @@ class EchoServer:
             self.loop.remove_reader(lsock.fileno())
 
     def _accept(self, lsock: socket.socket) -> None:
-        ctx = self._ctx
-        assert ctx is not None
         for _ in range(_ACCEPTS_PER_WAKEUP):
             try:
                 sock, addr = lsock.accept()
@@ -561,20 +760,15 @@ class EchoServer:
                     self.loop.call_later(_ACCEPT_RETRY_DELAY, self._resume_accepting)
                     return
                 raise
-            peer = (str(addr[0]), int(addr[1]))
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            except OSError as exc:
-                sock.close()
-                log_conn.info(
-                    "done peer=%s end=error reason=%r", format_address(peer), _failure_reason(exc)
-                )
+            except OSError:
+                sock.close()  # reset before we could look at it
                 continue
             self.connections_total += 1
             self._idle.clear()
-            conn = _TlsConnection(self, tls, peer)
+            conn = _TlsConnection(self, sock, (str(addr[0]), int(addr[1])))
             self._conns.add(conn)
             conn.start()
 
@@ -605,6 +799,8 @@ class EchoServer:
         self.closing = True
         if self._loop is None:
             return
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
         self._stop_accepting()
         for lsock in self._listeners:
             lsock.close()
@@ -679,10 +875,11 @@ async def run_until_signalled(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
+    server = EchoServer(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)  # handlers only enqueue
+    loop.add_signal_handler(signal.SIGHUP, loop.call_soon, server.reload)
     try:
-        server = EchoServer(config)
         await server.start()
         if on_ready is not None:
             on_ready(server)
@@ -690,5 +887,5 @@ async def run_until_signalled(
         log_main.info("closing server")
         await server.aclose()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.strategies import split
 from tlsecho.framing import LineFraming, LineTooLongError, NulFraming, RawFraming, make_framing
 
 
@@ -80,13 +79,6 @@ def test_nothing_after_finish() -> None:
 def test_echo_returns_same_object_without_copy() -> None:
     data = b"x" * 1000
     assert NulFraming().receive_data(data) is data
-
-
-@st.composite
-def split(draw: st.DrawFn, data: bytes) -> list[bytes]:
-    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=20)))
-    bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @given(st.data(), st.binary(max_size=2000).map(lambda b: b.replace(b"\x00", b"")))
