@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tlsecho.certs import CertPair, write_pair
+from tlsecho.certs import CertPair, Pki, write_pair, write_pki
 
 TLSECHO = [sys.executable, "-m", "tlsecho"]
 
@@ -145,3 +145,33 @@ def server(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     text = "\n".join(srv.lines())
     assert "Traceback" not in text, text
     assert rc == 0, text
+
+
+@pytest.fixture(scope="session")
+def ca_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """``tlsecho cert --ca --bad``: a CA, server and client certificates, bad ones."""
+    return write_pki(tmp_path_factory.mktemp("ca"), bad=True)
+
+
+def fingerprint(pem: bytes) -> str:
+    """SHA-256 fingerprint of the first certificate in ``pem``, as the logs write it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_pem_x509_certificate(pem)
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def s_client(
+    port: int, *args: str, data: bytes = b"hello\x00", host: str = "127.0.0.1", timeout: float = 20
+) -> subprocess.CompletedProcess[bytes]:
+    """``openssl s_client`` against ``host:port`` with ``data`` on stdin."""
+    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args]
+    return subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
+
+
+def served_certificate(out: bytes) -> bytes:
+    """The server certificate PEM that ``openssl s_client`` printed."""
+    start = out.index(b"-----BEGIN CERTIFICATE-----")
+    end = out.index(b"-----END CERTIFICATE-----", start) + len(b"-----END CERTIFICATE-----")
+    return out[start:end] + b"\n"

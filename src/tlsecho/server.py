@@ -61,6 +61,8 @@ def _failure_reason(exc: BaseException | None) -> str:
     """A short, stable phrase for why a connection ended badly."""
     if exc is None:
         return "closed"
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return (exc.reason or exc.__class__.__name__).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.errno is not None:
