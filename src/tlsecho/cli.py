@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import os
 import sys
@@ -31,7 +32,8 @@ from tlsecho.config import (
 from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES
 from tlsecho.logs import TagFormatter, configure
-from tlsecho.server import EchoServer, new_event_loop_factory, run_until_signalled
+from tlsecho.probe import ProbeResult, probe
+from tlsecho.server import EchoServer, format_address, new_event_loop_factory, run_until_signalled
 
 __all__ = ["main"]
 
@@ -254,6 +256,27 @@ def _parser() -> argparse.ArgumentParser:
     _add_loop(d)
     _add_logging(d)
 
+    pr = sub.add_parser("probe", help="connect and report what was negotiated")
+    pr.add_argument(
+        "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
+    )
+    pr.add_argument(
+        "--cafile",
+        type=Path,
+        help="trusted PEM certificates "
+        "(default: the system store and the server's default certificate)",
+    )
+    pr.add_argument("--servername", help="SNI to send and name to verify (default: the host)")
+    pr.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
+    pr.add_argument("--key", type=Path, help="private key for --cert")
+    _add_versions(pr)
+    pr.add_argument("--insecure", action="store_true", help="exit 0 even when verification fails")
+    pr.add_argument(
+        "--no-resume", action="store_true", help="do not reconnect to test session resumption"
+    )
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+
     m = sub.add_parser(
         "demo", help="run a server and the client against it, print both transcripts"
     )
@@ -439,7 +462,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"cert": _cmd_cert, "serve": _cmd_serve, "send": _cmd_send, "demo": _cmd_demo}
+def _cmd_probe(args: argparse.Namespace) -> int:
+    host, port = parse_listen(args.target, default_port=10000, what="probe")
+    config = ClientConfig(
+        host=host,
+        port=port,
+        cafile=args.cafile,
+        server_hostname=args.servername,
+        cert=args.cert,
+        key=args.key,
+        min_version=args.min_version,
+        max_version=args.max_version,
+        alpn=args.alpn,
+        keylog=args.keylog,
+        timeout=args.timeout,
+    )
+    result = probe(config, resume=not args.no_resume)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        _print_probe(result)
+    if result.verify_error and not args.insecure:
+        print(f"tlsecho probe: error: {result.verify_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_probe(r: ProbeResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    verify = "ok" if r.verified else f"FAILED: {r.verify_error}"
+    rows = [
+        ("TLS version", r.tls_version),
+        ("cipher", f"{r.cipher} ({r.cipher_bits} bits)"),
+        ("key exchange group", r.group or "n/a (this Python cannot tell)"),
+        ("ALPN", r.alpn or "none"),
+        ("SNI sent", r.server_name or "none"),
+        ("resumption", {None: "not tried", True: "yes", False: "no"}[r.resumed]),
+        ("verification", verify),
+        ("TCP connect", f"{r.connect_ms:.1f} ms"),
+        ("TLS handshake", f"{r.handshake_ms:.1f} ms"),
+    ]
+    for k, v in rows:
+        summary.add_row(k, v)
+    console.print(summary)
+    for i, c in enumerate(r.chain):
+        what = "server certificate" if i == 0 else f"chain certificate {i}"
+        cert = Table(title=what, show_header=False)
+        cert.add_column(style="bold")
+        cert.add_column()
+        for k, v in (
+            ("subject", c.subject),
+            ("issuer", c.issuer),
+            ("SANs", ", ".join(c.sans) or "none"),
+            ("valid", f"{c.not_before[:10]} to {c.not_after[:10]} ({c.days_left} days left)"),
+            ("key", c.key),
+            ("signature", c.signature_algorithm),
+            ("SHA-256", c.sha256),
+        ):
+            cert.add_row(k, v)
+        console.print(cert)
+
+
+_COMMANDS = {
+    "cert": _cmd_cert,
+    "serve": _cmd_serve,
+    "send": _cmd_send,
+    "demo": _cmd_demo,
+    "probe": _cmd_probe,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

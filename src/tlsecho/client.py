@@ -79,7 +79,8 @@ def _alert_message(exc: ssl.SSLError) -> str | None:
     return _CLIENT_CERT_ALERTS.get(exc.reason or "")
 
 
-def _handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeError:
+def map_handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeError:
+    """Translate a handshake's ``ssl.SSLError`` into a one-line error with a hint."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or exc.reason or str(exc)
         if exc.verify_code == 62 or "Hostname mismatch" in detail:
@@ -101,7 +102,8 @@ def _handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeErr
     return TlsHandshakeError(f"TLS handshake failed: {reason}")
 
 
-def _connect_error(exc: OSError, config: ClientConfig) -> PeerError:
+def map_connect_error(exc: OSError, config: ClientConfig) -> PeerError:
+    """Translate a connect's ``OSError`` into a one-line error."""
     where = f"{config.host} port {config.port}"
     if isinstance(exc, ConnectionRefusedError):
         return ConnectError(f"connection refused by {where}: is tlsecho serve running?")
@@ -229,9 +231,9 @@ class EchoClient:
                 cfg.host, cfg.port, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
             )
         except ssl.SSLError as exc:
-            raise _handshake_error(exc, cfg) from None
+            raise map_handshake_error(exc, cfg) from None
         except OSError as exc:
-            raise _connect_error(exc, cfg) from None
+            raise map_connect_error(exc, cfg) from None
 
     async def _exchange(
         self, parts: Parts, on_echo: Callable[[bytes], None] | None, step: list[str]

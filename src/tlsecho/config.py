@@ -73,27 +73,40 @@ def _check_mode(mode: str, max_line: int) -> None:
         raise ConfigError(f"--max-line must be at least 1, not {max_line}")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(
+    text: str, *, default_port: int | None = None, what: str = "--listen"
+) -> tuple[str, int]:
     """``HOST:PORT`` or ``[IPV6]:PORT`` to ``(host, port)``.
+
+    Args:
+        text: the address.
+        default_port: allows ``HOST`` or ``[IPV6]`` alone, with this port.
+        what: the option named in errors.
 
     Raises:
         ConfigError: not of that form, or a bad port.
     """
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ConfigError(f"--listen {text!r}: write IPv6 as [ADDRESS]:PORT")
-        port_text = rest[1:]
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{what} {text!r}: write IPv6 as [ADDRESS]:PORT")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:
+        raise ConfigError(f"{what} {text!r}: write IPv6 as [ADDRESS]:PORT")
     else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or ":" in host:
-            raise ConfigError(f"--listen {text!r}: expected HOST:PORT ([ADDRESS]:PORT for IPv6)")
+        host, port_text = text, None
     if not host:
-        raise ConfigError(f"--listen {text!r}: the host is missing")
+        raise ConfigError(f"{what} {text!r}: the host is missing")
+    if port_text is None:
+        if default_port is None:
+            raise ConfigError(f"{what} {text!r}: expected HOST:PORT ([ADDRESS]:PORT for IPv6)")
+        return host, default_port
     try:
         port = int(port_text)
     except ValueError:
-        raise ConfigError(f"--listen {text!r}: the port is not a number") from None
+        raise ConfigError(f"{what} {text!r}: the port is not a number") from None
     _check_port(port)
     return host, port
 
