@@ -1,0 +1,92 @@
+"""Config validation and the parsers of --listen and --sni values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tlsecho.config import ClientConfig, ServerConfig, SniCert, parse_listen, parse_sni
+from tlsecho.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:10000", ("127.0.0.1", 10000)),
+        ("localhost:0", ("localhost", 0)),
+        ("[::1]:8443", ("::1", 8443)),
+        ("[fe80::1%lo]:1", ("fe80::1%lo", 1)),
+    ],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("::1:80", r"\[ADDRESS\]:PORT"),
+        ("localhost", "expected HOST:PORT"),
+        (":80", "host is missing"),
+        ("host:http", "not a number"),
+        ("host:70000", "0..65535"),
+        ("[::1]80", r"\[ADDRESS\]:PORT"),
+    ],
+)
+def test_parse_listen_errors(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_listen(text)
+
+
+def test_parse_listen_default_port() -> None:
+    assert parse_listen("example.test", default_port=10000) == ("example.test", 10000)
+    assert parse_listen("[::1]", default_port=443) == ("::1", 443)
+
+
+def test_parse_sni() -> None:
+    assert parse_sni("API.example.test=/a/b.crt:/a/b.key") == SniCert(
+        "api.example.test", Path("/a/b.crt"), Path("/a/b.key")
+    )
+    with pytest.raises(ConfigError, match="NAME=CERT:KEY"):
+        parse_sni("api.example.test=/a/b.crt")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "bogus"}, "mode must be one of"),
+        ({"max_line": 0}, "--max-line"),
+        ({"cert": Path("a")}, "--cert and --key go together"),
+        ({"min_version": "1.3", "max_version": "1.2"}, "above --max-version"),
+        ({"alpn_required": True}, "--alpn-required needs --alpn"),
+        ({"alpn": ("",)}, "ALPN protocol names"),
+        ({"session_tickets": 17}, "--session-tickets"),
+        ({"client_auth": "required"}, "needs --client-ca"),
+        ({"reload_interval": 0}, "reload interval"),
+        ({"handshake_timeout": -1}, "handshake timeout"),
+        ({"listen": (("h", 70000),)}, "0..65535"),
+    ],
+)
+def test_server_config_errors(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ServerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_endpoints() -> None:
+    assert ServerConfig().endpoints == (("localhost", 10000),)
+    assert ServerConfig(listen=(("::1", 1),)).endpoints == (("::1", 1),)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"port": 0}, "1..65535"),
+        ({"timeout": 0}, "timeout"),
+        ({"key": Path("k")}, "go together"),
+        ({"proxy_header": "v3"}, "--proxy-header"),
+    ],
+)
+def test_client_config_errors(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ClientConfig(**kwargs)  # type: ignore[arg-type]
