@@ -98,6 +98,21 @@ def _add_versions(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_client_tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cafile",
+        type=Path,
+        help="trusted PEM certificates "
+        "(default: the system store and the server's default certificate)",
+    )
+    p.add_argument(
+        "--servername", help="name for SNI and the certificate check (default: the host)"
+    )
+    p.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
+    p.add_argument("--key", type=Path, help="private key for --cert")
+    _add_versions(p)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tlsecho",
@@ -234,17 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_endpoint(d)
     _add_mode(d)
-    d.add_argument(
-        "--cafile",
-        type=Path,
-        help="trusted PEM certificates "
-        "(default: the system store and the server's default certificate)",
-    )
+    _add_client_tls(d)
     d.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
-    d.add_argument("--servername", help="name for SNI and the certificate check (default: --host)")
-    d.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
-    d.add_argument("--key", type=Path, help="private key for --cert")
-    _add_versions(d)
     d.add_argument(
         "--proxy-header",
         choices=["v1", "v2"],
@@ -260,16 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
     )
-    pr.add_argument(
-        "--cafile",
-        type=Path,
-        help="trusted PEM certificates "
-        "(default: the system store and the server's default certificate)",
-    )
-    pr.add_argument("--servername", help="SNI to send and name to verify (default: the host)")
-    pr.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
-    pr.add_argument("--key", type=Path, help="private key for --cert")
-    _add_versions(pr)
+    _add_client_tls(pr)
     pr.add_argument("--insecure", action="store_true", help="exit 0 even when verification fails")
     pr.add_argument(
         "--no-resume", action="store_true", help="do not reconnect to test session resumption"

@@ -62,7 +62,25 @@ class Framing(Protocol):
     def receive_data(self, data: bytes) -> bytes: ...
 
 
-class NulFraming:
+class _Counters:
+    """The counters every framing keeps."""
+
+    __slots__ = ("bytes_in", "bytes_out", "discarded", "finished", "terminated")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        """Bytes fed so far, discarded ones included."""
+        self.bytes_out = 0
+        """Bytes returned for echoing so far."""
+        self.discarded = 0
+        """Bytes fed that will never be echoed."""
+        self.finished = False
+        """True once the session is over: the caller flushes and closes."""
+        self.terminated = False
+        """True if the session ended by the framing's own terminator."""
+
+
+class NulFraming(_Counters):
     """The original example's protocol (mode ``nul``).
 
     Every byte before the first NUL is echoed exactly once, in order, as it
@@ -75,19 +93,7 @@ class NulFraming:
     class looks at every byte.
     """
 
-    __slots__ = ("bytes_in", "bytes_out", "discarded", "finished", "terminated")
-
-    def __init__(self) -> None:
-        self.bytes_in = 0
-        """Bytes fed so far, terminator and discarded bytes included."""
-        self.bytes_out = 0
-        """Bytes returned for echoing so far."""
-        self.discarded = 0
-        """Bytes that came after the terminating NUL."""
-        self.finished = False
-        """True once the session is over: the caller flushes and closes."""
-        self.terminated = False
-        """True if the session ended with a NUL (not with end of stream)."""
+    __slots__ = ()
 
     def receive_data(self, data: bytes) -> bytes:
         """Feed bytes from the peer; return the bytes to echo now.
@@ -118,18 +124,11 @@ class NulFraming:
         return data[:i]
 
 
-class RawFraming:
+class RawFraming(_Counters):
     """RFC 862 echo over TLS (mode ``raw``): every byte back, verbatim, until
-    the peer ends the stream."""
+    the peer ends the stream (so :attr:`terminated` stays false)."""
 
-    __slots__ = ("bytes_in", "bytes_out", "discarded", "finished", "terminated")
-
-    def __init__(self) -> None:
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.discarded = 0
-        self.finished = False
-        self.terminated = False  # raw sessions end only with the stream
+    __slots__ = ()
 
     def receive_data(self, data: bytes) -> bytes:
         """Return ``data`` to echo; ``b""`` (end of stream) finishes."""
@@ -145,7 +144,7 @@ class RawFraming:
         return data
 
 
-class LineFraming:
+class LineFraming(_Counters):
     """Persistent line echo (mode ``line``).
 
     Each complete line, ending in ``\\n`` (a ``\\r\\n`` is echoed as sent), is
@@ -160,27 +159,14 @@ class LineFraming:
     not O(n^2).
     """
 
-    __slots__ = (
-        "_buf",
-        "bytes_in",
-        "bytes_out",
-        "discarded",
-        "error",
-        "finished",
-        "max_line",
-        "terminated",
-    )
+    __slots__ = ("_buf", "error", "max_line")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
         if max_line < 1:
             raise ValueError("max_line must be at least 1")
+        super().__init__()
         self.max_line = max_line
         self._buf = bytearray()  # an incomplete line: never holds a newline
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.discarded = 0
-        self.finished = False
-        self.terminated = False
         self.error: FramingError | None = None
         """Why the session ended early (a line too long), or None."""
 
