@@ -33,7 +33,13 @@ from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES
 from tlsecho.logs import TagFormatter, configure
 from tlsecho.probe import ProbeResult, probe
-from tlsecho.server import EchoServer, format_address, new_event_loop_factory, run_until_signalled
+from tlsecho.server import (
+    EchoServer,
+    format_address,
+    new_event_loop_factory,
+    raise_fd_limit,
+    run_until_signalled,
+)
 
 __all__ = ["main"]
 
@@ -75,6 +81,11 @@ def _add_loop(p: argparse.ArgumentParser) -> None:
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _seconds_or_off(text: str) -> float | None:
+    value = float(text)
+    return None if value == 0 else value
 
 
 def _add_mode(p: argparse.ArgumentParser) -> None:
@@ -236,6 +247,35 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds for flushing and the TLS close (default: 10)",
     )
+    s.add_argument(
+        "--idle-timeout",
+        type=_seconds_or_off,
+        default=300.0,
+        metavar="SECONDS",
+        help="close a session with no bytes either way for this long (default: 300; 0: never)",
+    )
+    s.add_argument(
+        "--max-session",
+        type=_seconds_or_off,
+        default=None,
+        metavar="SECONDS",
+        help="close a session this long after its handshake (default: never)",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="stop accepting while N connections are open "
+        "(default: the file-descriptor limit less 64)",
+    )
+    s.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time open sessions get to finish (default: 10); "
+        "a second signal stops at once",
+    )
     _add_loop(s)
     _add_logging(s)
 
@@ -354,8 +394,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         handshake_timeout=args.handshake_timeout,
         shutdown_timeout=args.shutdown_timeout,
+        idle_timeout=args.idle_timeout,
+        max_session=args.max_session,
+        max_connections=args.max_connections,
+        drain_timeout=args.drain_timeout,
         loop=args.loop,
     )
+    # Each connection is a descriptor: allow as many as the hard limit does.
+    raise_fd_limit()
     _run(config.loop, run_until_signalled(config))
     logging.getLogger("tlsecho.main").info("closing event loop")
     return 0

@@ -186,6 +186,15 @@ class ServerConfig:
     """Seconds a client has to send its PROXY header and complete the handshake."""
     shutdown_timeout: float = 10.0
     """Seconds the TLS close (close_notify exchange) may take before we abort."""
+    idle_timeout: float | None = 300.0
+    """Close a session after this many seconds with no bytes either way (None: never)."""
+    max_session: float | None = None
+    """Close a session this many seconds after its handshake (None: never)."""
+    max_connections: int | None = None
+    """Open connections at most; at the limit the server stops accepting until
+    one closes (None: derived from the file-descriptor limit)."""
+    drain_timeout: float = 10.0
+    """On SIGTERM/SIGINT, seconds open sessions get to finish before close_notify."""
     loop: LoopName = "auto"
     """Event loop: uvloop when installed (``auto``), or the one named."""
 
@@ -216,6 +225,14 @@ class ServerConfig:
             _check_positive("reload interval", self.reload_interval)
         _check_positive("handshake timeout", self.handshake_timeout)
         _check_positive("shutdown timeout", self.shutdown_timeout)
+        if self.idle_timeout is not None:
+            _check_positive("idle timeout", self.idle_timeout)
+        if self.max_session is not None:
+            _check_positive("max session", self.max_session)
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(f"--max-connections must be at least 1, not {self.max_connections}")
+        if self.drain_timeout < 0:
+            raise ConfigError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
 
     @property
     def endpoints(self) -> tuple[tuple[str, int], ...]:

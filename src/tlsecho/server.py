@@ -92,9 +92,11 @@ class _TlsConnection:
     """
 
     __slots__ = (
+        "_deadline",
         "_debug",
         "_fd",
         "_framing",
+        "_last_io",
         "_loop",
         "_outcome",
         "_proxy",
@@ -134,7 +136,8 @@ class _TlsConnection:
         self._reading = False
         self._read_wants_write = False
         self._writing = False
-        self._started = self._loop.time()
+        self._started = self._last_io = self._loop.time()
+        self._deadline: float | None = None
         # The handshake timeout also bounds the PROXY header: absolute, so
         # dripping bytes cannot extend it.
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
@@ -272,6 +275,11 @@ class _TlsConnection:
             return
         self._cancel_timer()
         self._state = _State.OPEN
+        cfg = self._server.config
+        self._last_io = now = self._loop.time()
+        if cfg.max_session is not None:
+            self._deadline = now + cfg.max_session
+        self._arm_open_timer()
         self.version = sock.version() or "-"
         cipher = sock.cipher()
         self.cipher = cipher[0] if cipher else "-"
@@ -279,7 +287,6 @@ class _TlsConnection:
         self.sni = server_name_of(sock) or "-"
         if self._debug:
             log_conn.debug("connection accepted", extra={"tag": self.tag})
-        cfg = self._server.config
         if cfg.client_auth != "none":
             self._log_client_certificate(sock)
         self._want_write(False)
@@ -289,7 +296,7 @@ class _TlsConnection:
             # refusal comes right after it: no echo, close_notify, one line.
             self._outcome = "alpn-refused"
             self._begin_close()
-        elif self._server.closing:
+        elif self._server.hard_closing:
             self.close()
         else:
             self._read()
@@ -330,6 +337,7 @@ class _TlsConnection:
             except OSError as exc:
                 self._close(exc)
                 return
+            self._last_io = self._loop.time()
             echo = framing.receive_data(data)
             if self._debug:
                 log_conn.debug("received %r", data, extra={"tag": self.tag})
@@ -378,6 +386,7 @@ class _TlsConnection:
                 self._close(exc)
                 return
             self._wsize -= n
+            self._last_io = self._loop.time()
             if n < len(data):
                 wbuf[0] = data[n:]
                 continue
@@ -464,9 +473,34 @@ class _TlsConnection:
             return
         self._close(None)
 
+    def _arm_open_timer(self) -> None:
+        """One timer for the idle timeout and the session limit, whichever is next."""
+        cfg = self._server.config
+        due = self._deadline
+        if cfg.idle_timeout is not None:
+            idle_due = self._last_io + cfg.idle_timeout
+            due = idle_due if due is None else min(due, idle_due)
+        if due is not None:
+            delay = max(0.0, due - self._loop.time())
+            self._timer = self._loop.call_later(delay, self._on_timeout)
+
     def _on_timeout(self) -> None:
         self._timer = None
-        if self._state is _State.HANDSHAKE or self._state is _State.PROXY:
+        if self._state is _State.OPEN:
+            # Activity moves the idle deadline without touching the timer:
+            # check which limit (if any) has really passed.
+            now = self._loop.time()
+            idle = self._server.config.idle_timeout
+            if self._deadline is not None and now >= self._deadline:
+                self._outcome = "session-timeout"
+            elif idle is not None and now - self._last_io >= idle:
+                self._outcome = "idle-timeout"
+            else:
+                self._arm_open_timer()
+                return
+            log_conn.info("%s: closing connection", self._outcome, extra={"tag": self.tag})
+            self._begin_close()
+        elif self._state is _State.HANDSHAKE or self._state is _State.PROXY:
             stage = "PROXY header" if self._state is _State.PROXY else "handshake"
             self._outcome = "proxy-error" if self._state is _State.PROXY else "handshake-failed"
             self._close(TimeoutError(f"{stage} timed out"))
@@ -503,10 +537,10 @@ class _TlsConnection:
         self._want_write(False)
         self._wbuf.clear()
         (self._sock or self._raw).close()
-        self._server._connection_lost(self)
         outcome = self._outcome
         if outcome is None:
             outcome = "eof" if exc is None else "error"
+        self._server._connection_lost(self, outcome)
         f = self._framing
         via = f" via={format_address(self.real_peer)}" if self.peer != self.real_peer else ""
         reason = f" reason={_failure_reason(exc)!r}" if exc is not None else ""
@@ -527,6 +561,29 @@ class _TlsConnection:
             reason,
             extra={"tag": self.tag},
         )
+
+
+def default_max_connections() -> int:
+    """The file-descriptor limit, less room for listeners, logs and files."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(1, soft - 64)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft file-descriptor limit to the hard one; return it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
 
 
 def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
@@ -601,10 +658,16 @@ class EchoServer:
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accept_paused = False
+        self._full = False
+        self._max_conns = self.config.max_connections or default_max_connections()
         self._watch: tuple[tuple[str, int, int], ...] = ()
         self._watch_timer: asyncio.TimerHandle | None = None
         self.closing = False
-        """True once :meth:`aclose` has begun."""
+        """True once :meth:`aclose` has begun (no more accepting)."""
+        self.hard_closing = False
+        """True once open sessions are being closed (after the drain)."""
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        """Finished connections by how they ended (``terminated``, ``eof``, ...)."""
         self.addresses: list[Address] = []
         """The bound addresses, after :meth:`start`."""
         self.connections_total = 0
@@ -737,7 +800,6 @@ class EchoServer:
 
     # -- accepting ------------------------------------------------------------
     def _start_accepting(self) -> None:
-        self._accept_paused = False
         for lsock in self._listeners:
             self.loop.add_reader(lsock.fileno(), self._accept, lsock)
 
@@ -747,6 +809,17 @@ class EchoServer:
 
     def _accept(self, lsock: socket.socket) -> None:
         for _ in range(_ACCEPTS_PER_WAKEUP):
+            if len(self._conns) >= self._max_conns:
+                # At the limit: stop accepting (the kernel's backlog holds
+                # the newcomers) until a connection closes; no accept-and-drop.
+                if not self._full:
+                    log_main.warning(
+                        "at --max-connections %d: not accepting until a connection closes",
+                        self._max_conns,
+                    )
+                self._full = True
+                self._stop_accepting()
+                return
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -755,8 +828,12 @@ class EchoServer:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     # Out of descriptors: pause accepting briefly instead of
                     # spinning; the backlog keeps the waiting clients.
-                    if not self._accept_paused:
-                        log_main.warning("accept paused: %s", os.strerror(exc.errno))
+                    if not self._accept_paused:  # once per burst
+                        log_main.warning(
+                            "accept paused for %.0f ms: %s",
+                            _ACCEPT_RETRY_DELAY * 1e3,
+                            os.strerror(exc.errno),
+                        )
                     self._accept_paused = True
                     self._stop_accepting()
                     self.loop.call_later(_ACCEPT_RETRY_DELAY, self._resume_accepting)
@@ -768,6 +845,7 @@ class EchoServer:
             except OSError:
                 sock.close()  # reset before we could look at it
                 continue
+            self._accept_paused = False
             self.connections_total += 1
             self._idle.clear()
             conn = _TlsConnection(self, sock, (str(addr[0]), int(addr[1])))
@@ -778,8 +856,12 @@ class EchoServer:
         if not self.closing:
             self._start_accepting()
 
-    def _connection_lost(self, conn: _TlsConnection) -> None:
+    def _connection_lost(self, conn: _TlsConnection, outcome: str) -> None:
         self._conns.discard(conn)
+        self.outcomes[outcome] += 1
+        if self._full and len(self._conns) < self._max_conns and not self.closing:
+            self._full = False
+            self._start_accepting()
         if not self._conns:
             self._idle.set()
 
@@ -791,10 +873,11 @@ class EchoServer:
         """Serve until cancelled."""
         await asyncio.Event().wait()
 
-    async def aclose(self) -> None:
-        """Stop accepting, close every connection with close_notify, wait.
-
-        Connections still open after ``config.shutdown_timeout`` are aborted.
+    async def aclose(self, drain_timeout: float = 0.0) -> None:
+        """Shut down in order: stop accepting; let open sessions finish for up
+        to ``drain_timeout`` seconds; close the rest with close_notify (after
+        flushing their echo); abort what is still open after
+        ``config.shutdown_timeout``.
         """
         if self.closing:
             return
@@ -806,14 +889,27 @@ class EchoServer:
         self._stop_accepting()
         for lsock in self._listeners:
             lsock.close()
+        if drain_timeout > 0 and self._conns and not self.hard_closing:
+            log_main.info("draining %d connections for up to %g s", len(self._conns), drain_timeout)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_timeout):
+                    await self._idle.wait()
+        self.hard_closing = True
         for conn in list(self._conns):
             conn.close()
         try:
             async with asyncio.timeout(self.config.shutdown_timeout):
                 await self._idle.wait()
         except TimeoutError:
-            for conn in list(self._conns):
-                conn.abort()
+            self.abort_all()
+        done = ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
+        log_main.info("served %d connections (%s)", self.connections_total, done or "none")
+
+    def abort_all(self) -> None:
+        """Drop every connection now, without close_notify."""
+        self.hard_closing = True
+        for conn in list(self._conns):
+            conn.abort()
 
     async def __aenter__(self) -> EchoServer:
         await self.start()
@@ -878,16 +974,23 @@ async def run_until_signalled(
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
     server = EchoServer(config)
+
+    def on_stop_signal() -> None:
+        if stop.is_set():
+            log_main.info("second signal: closing every connection now")
+            server.abort_all()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # handlers only enqueue
-    loop.add_signal_handler(signal.SIGHUP, loop.call_soon, server.reload)
+        loop.add_signal_handler(sig, on_stop_signal)  # runs on the loop, not in the handler
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     try:
         await server.start()
         if on_ready is not None:
             on_ready(server)
         await stop.wait()
         log_main.info("closing server")
-        await server.aclose()
+        await server.aclose(drain_timeout=config.drain_timeout)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)

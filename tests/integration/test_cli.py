@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import signal
 import socket
+import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -262,26 +264,68 @@ def test_signal_closes_cleanly(pki: CertPair, sig: int) -> None:
     srv = start_server("--cert", str(pki.cert), "--key", str(pki.key))
     assert srv.stop(sig) == 0
     lines = srv.lines()
-    assert lines[-2:] == ["main: closing server", "main: closing event loop"]
+    assert lines[-3:] == [
+        "main: closing server",
+        "main: served 0 connections (none)",
+        "main: closing event loop",
+    ]
     assert "Traceback" not in "\n".join(lines)
 
 
-def test_sigterm_mid_message_flushes_the_echo(server: ServerProcess, pki: CertPair) -> None:
-    import ssl
-
+def tls_client(port: int, pki: CertPair) -> ssl.SSLSocket:
     ctx = ssl.create_default_context(cafile=str(pki.cert))
-    with ctx.wrap_socket(
-        socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost"
-    ) as s:
-        s.sendall(b"mid-message")
-        got = b""
-        while len(got) < 11:
-            got += s.recv(100)
-        server.proc.send_signal(signal.SIGTERM)
-        assert s.recv(100) == b""  # close_notify from the server, not a reset
-    assert got == b"mid-message"
-    assert server.stop() == 0
-    assert any("end=server-shutdown" in ln for ln in server.lines())
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def echo_exactly(s: ssl.SSLSocket, data: bytes) -> bytes:
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        assert chunk, "closed early"
+        got += chunk
+    return got
+
+
+def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
+    """SIGTERM stops accepting, but a session mid-message finishes normally."""
+    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "20")
+    with tls_client(srv.port, pki) as s:
+        assert echo_exactly(s, b"before the signal ") == b"before the signal "
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_for(r"draining 1 connections for up to 20 s")
+        with pytest.raises(ConnectionRefusedError):  # no new connections while draining
+            tls_client(srv.port, pki).close()
+        assert echo_exactly(s, b"after it") == b"after it"
+        s.sendall(b"\x00")
+        assert s.recv(100) == b""  # the session ended by itself, cleanly
+    assert srv.stop() == 0
+    lines = srv.lines()
+    assert any("in=27 out=26 " in ln and "end=terminated" in ln for ln in lines)
+    assert "main: served 1 connections (terminated=1)" in lines
+
+
+def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
+    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "0.5")
+    with tls_client(srv.port, pki) as s:
+        assert echo_exactly(s, b"mid-message") == b"mid-message"
+        srv.proc.send_signal(signal.SIGTERM)
+        assert s.recv(100) == b""  # close_notify after the drain, not a reset
+    assert srv.stop() == 0
+    assert any("end=server-shutdown" in ln for ln in srv.lines())
+
+
+def test_second_signal_stops_at_once(pki: CertPair) -> None:
+    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "60")
+    with tls_client(srv.port, pki) as s:
+        assert echo_exactly(s, b"x") == b"x"
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_for(r"draining 1 connections")
+        started = time.monotonic()
+        assert srv.stop(signal.SIGINT) == 0
+        assert time.monotonic() - started < 10
+    assert "main: second signal: closing every connection now" in srv.lines()
 
 
 def test_ipv6_loopback(pki: CertPair) -> None:
