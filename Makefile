@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := openssl socat ncat nodejs
 
-.PHONY: demo test lint unit integration tools venv clean
+.PHONY: demo test lint unit integration tools venv clean scan scan-tools
 
 demo: $(STAMP)
 	$(BIN)/tlsecho demo
@@ -16,8 +16,8 @@ test: lint tools $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -48,5 +48,23 @@ tools:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# TLS scanners: sslyze in its own venv (it pins its own dependencies) and
+# Debian's testssl.sh.
+SCAN_VENV := .venv-scan
+scan-tools: $(SCAN_VENV)/.installed
+	@command -v testssl >/dev/null || { \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends testssl.sh; }
+
+$(SCAN_VENV)/.installed:
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet 'sslyze>=6'
+	touch $@
+
+scan: scan-tools $(STAMP)
+	$(BIN)/python scripts/scan.py
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,6 @@
 
 import sys
 
-from tlsecho.cli import main
+from tlsecho._launch import main
 
 sys.exit(main())
