@@ -6,15 +6,18 @@ waited for with a sleep; every server binds port 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
+import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +178,43 @@ def served_certificate(out: bytes) -> bytes:
     start = out.index(b"-----BEGIN CERTIFICATE-----")
     end = out.index(b"-----END CERTIFICATE-----", start) + len(b"-----END CERTIFICATE-----")
     return out[start:end] + b"\n"
+
+
+def pump(
+    s: ssl.SSLSocket,
+    payload: bytes,
+    timeout: float = 60.0,
+    on_chunk: Callable[[bytes], None] | None = None,
+) -> bytes:
+    """Send ``payload`` while reading, in one thread (an SSLSocket is not
+    safe to use from two threads at once); return what came back until the
+    server closed, or hand each chunk to ``on_chunk`` instead of keeping it."""
+
+    s.setblocking(False)
+    out = bytearray()
+    view = memoryview(payload)
+    pos = 0
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while True:
+            assert time.monotonic() < deadline, f"stuck after {pos} sent, {len(out)} back"
+            events = sel.select(1.0)
+            for _, mask in events:
+                if mask & selectors.EVENT_WRITE and pos < len(payload):
+                    with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pos += s.send(view[pos : pos + 65536])
+                    if pos == len(payload):
+                        sel.modify(s, selectors.EVENT_READ)
+                if mask & selectors.EVENT_READ:
+                    try:
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                return bytes(out)
+                            if on_chunk is not None:
+                                on_chunk(chunk)
+                                continue
+                            out += chunk
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        pass

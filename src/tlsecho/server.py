@@ -100,6 +100,7 @@ class _TlsConnection:
         "_loop",
         "_outcome",
         "_proxy",
+        "_ragged",
         "_raw",
         "_read_wants_write",
         "_reading",
@@ -135,6 +136,7 @@ class _TlsConnection:
         self._wsize = 0
         self._reading = False
         self._read_wants_write = False
+        self._ragged = False
         self._writing = False
         self._started = self._last_io = self._loop.time()
         self._deadline: float | None = None
@@ -246,8 +248,13 @@ class _TlsConnection:
     def _wrap(self) -> None:
         self._state = _State.HANDSHAKE
         try:
+            # Ragged EOFs raise, so a close without close_notify is told
+            # apart from a clean end of stream in the log.
             self._sock = self._server.tls.context.wrap_socket(
-                self._raw, server_side=True, do_handshake_on_connect=False
+                self._raw,
+                server_side=True,
+                do_handshake_on_connect=False,
+                suppress_ragged_eofs=False,
             )
         except OSError as exc:
             self._outcome = "handshake-failed"
@@ -328,6 +335,12 @@ class _TlsConnection:
                 data = sock.recv(_READ_SIZE)
             except ssl.SSLWantReadError:
                 return
+            except ssl.SSLEOFError:
+                # TCP closed without close_notify: the end of the stream all
+                # the same (RFC 8446 6.1 calls it a truncation risk; an echo
+                # has nothing more to lose), noted in the log line.
+                self._ragged = True
+                data = b""
             except ssl.SSLWantWriteError:
                 # A TLS 1.3 KeyUpdate reply or similar must go out first;
                 # _flush() reads again once the socket is writable.
@@ -544,6 +557,8 @@ class _TlsConnection:
         f = self._framing
         via = f" via={format_address(self.real_peer)}" if self.peer != self.real_peer else ""
         reason = f" reason={_failure_reason(exc)!r}" if exc is not None else ""
+        if self._ragged and not reason:
+            reason = " reason='closed without close_notify'"
         log_conn.info(
             "done peer=%s%s tls=%s cipher=%s sni=%s alpn=%s in=%d out=%d discarded=%d "
             "duration=%.3fs end=%s%s",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import time
 
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, pump
 from tlsecho.certs import CertPair
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
@@ -86,39 +85,6 @@ def test_end_of_stream_without_nul(server: ServerProcess, pki: CertPair) -> None
         assert got == b"no terminator"
         s.unwrap()  # close_notify: end of stream without a NUL
     server.wait_for(r"in=13 out=13 .*end=eof")
-
-
-def pump(s: ssl.SSLSocket, payload: bytes, timeout: float = 60.0) -> bytes:
-    """Send ``payload`` while reading, in one thread (an SSLSocket is not
-    safe to use from two threads at once); return what came back until the
-    server closed."""
-    import selectors
-
-    s.setblocking(False)
-    out = bytearray()
-    view = memoryview(payload)
-    pos = 0
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        while True:
-            assert time.monotonic() < deadline, f"stuck after {pos} sent, {len(out)} back"
-            events = sel.select(1.0)
-            for _, mask in events:
-                if mask & selectors.EVENT_WRITE and pos < len(payload):
-                    with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                        pos += s.send(view[pos : pos + 65536])
-                    if pos == len(payload):
-                        sel.modify(s, selectors.EVENT_READ)
-                if mask & selectors.EVENT_READ:
-                    try:
-                        while True:
-                            chunk = s.recv(65536)
-                            if not chunk:
-                                return bytes(out)
-                            out += chunk
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                        pass
 
 
 def test_large_message_streams_back_whole(server: ServerProcess, pki: CertPair) -> None:
