@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from tests.hostile.conftest import (
     reset,
     rss_kib,
 )
+from tlsecho.certs import Pki
 
 Make = Callable[..., Harness]
 
@@ -268,4 +271,271 @@ def test_over_long_line(hostile: Make) -> None:
         s.sendall(b"fine\n" + b"y" * 5000 + b"\n")
         assert read_to_close(s) == b"fine\n"
     h.logged(r"line longer than 1000 bytes: closing connection")
+    h.settle()
+
+
+# 14 ---------------------------------------------------------------------------------------
+def test_tls12_renegotiation_attempts(hostile: Make) -> None:
+    """s_client's interactive "R" asks for a renegotiation; the server refuses
+    (OP_NO_RENEGOTIATION) and the connection ends in one line."""
+    h = hostile()
+    out = s_client(h, "-tls1_2", data=b"R\nR\nR\n")
+    assert b"RENEGOTIATING" in out
+    h.logged(r"tls=TLSv1.2 .*end=(error|eof)")
+    h.settle()
+
+
+# 15 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["client-expired", "client-unknown-ca"])
+def test_mtls_bad_client_certificates(hostile: Make, ca_pki: Pki, kind: str) -> None:
+    h = hostile("--client-ca", str(ca_pki.ca.cert), "--client-auth", "optional")
+    # optional, so that the canary (no certificate) is served; a certificate
+    # that is presented must still verify.
+    bad = ca_pki.bad[kind]
+    out = s_client(h, "-cert", str(bad.cert), "-key", str(bad.key), "-quiet", data=b"x\x00")
+    assert not out.endswith(b"x")  # no echo
+    h.logged(r"end=handshake-failed reason='certificate verify failed: ")
+    h.settle()
+
+
+# 16, 17 -----------------------------------------------------------------------------------
+def test_no_sni_and_unknown_sni(hostile: Make, ca_pki: Pki) -> None:
+    other = ca_pki.bad["wrong-host"]
+    h = hostile("--sni", f"wrong.host.invalid={other.cert}:{other.key}")
+    for args in (["-noservername"], ["-servername", "unknown.example.test"]):
+        out = s_client(h, *args, "-quiet", data=b"sni\x00")
+        assert out.startswith(b"sni") or b"sni" in out
+    h.logged(r" sni=- .*end=terminated")
+    h.logged(r" sni=unknown.example.test .*end=terminated")
+    h.settle()
+
+
+def test_alpn_mismatch_with_alpn_required(hostile: Make) -> None:
+    h = hostile("--alpn", "echo", "--alpn-required")
+    out = s_client(h, "-alpn", "h2", "-quiet", data=b"x\x00")
+    assert b"x" not in out.split(b"\n")[-1]
+    h.logged(r" alpn=- in=0 out=0 .*end=alpn-refused")
+    h.settle()
+
+
+# 18 ---------------------------------------------------------------------------------------
+V1 = b"PROXY TCP4 192.0.2.10 198.51.100.1 56324 443\r\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (b"\x16\x03\x01garbage-not-a-proxy-header", "not a PROXY header"),
+        (b"PROXY TCP4 " + b"1" * 200 + b"\r\n", "longer than 107 bytes"),
+        (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x02" + b"\x00" * 2, "cannot hold"),
+    ],
+    ids=["garbage", "v1-over-107", "v2-wrong-length"],
+)
+def test_malformed_proxy_headers(hostile: Make, header: bytes, reason: str) -> None:
+    h = hostile("--proxy-protocol", "any")
+    with h.raw() as s:
+        s.sendall(header)
+        read_to_close(s)
+    h.logged(rf"end=proxy-error reason=.*{reason}")
+    h.settle()
+
+
+def test_proxy_header_dripped_then_served(hostile: Make) -> None:
+    h = hostile("--proxy-protocol", "v1")
+    raw = h.raw()
+    for b in V1:
+        raw.sendall(bytes([b]))
+        time.sleep(0.002)
+    ctx = ssl.create_default_context(cafile=str(h.ca))
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"dripped\x00")
+        assert read_to_close(s) == b"dripped"
+    h.logged(r"done peer=192.0.2.10:56324 via=127.0.0.1:\d+ .*end=terminated")
+    h.settle()
+
+
+def test_proxy_header_then_reset(hostile: Make) -> None:
+    h = hostile("--proxy-protocol", "v1")
+    s = h.raw()
+    s.sendall(V1)
+    time.sleep(0.05)
+    reset(s)
+    h.logged(r"peer=192.0.2.10:56324 .*end=handshake-failed")
+    h.settle()
+
+
+# 19 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("records", "echo"),
+    [
+        ([b"\x00"], b""),
+        ([b"\x00after"], b""),
+        ([b"split", b"\x00"], b"split"),
+        ([b"abc\x00def", b"ghi"], b"abc"),
+    ],
+    ids=["nul-first", "nul-first-then-data", "nul-own-record", "data-after-nul"],
+)
+def test_nul_cases(hostile: Make, records: list[bytes], echo: bytes) -> None:
+    h = hostile()
+    with h.connect() as s:
+        for r in records:
+            try:
+                s.sendall(r)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.02)
+        assert read_to_close(s) == echo
+    h.logged(rf"out={len(echo)} .*end=terminated")
+    h.settle()
+
+
+# 20 ---------------------------------------------------------------------------------------
+def test_1000_connections_opened_and_closed_fast(hostile: Make) -> None:
+    h = hostile()
+    for i in range(1000):
+        s = h.raw()
+        if i % 2:
+            reset(s)
+        else:
+            s.close()
+    h.logged(r"end=handshake-failed", count=1000, timeout=60)
+    h.settle(timeout=30)
+
+
+# 21 ---------------------------------------------------------------------------------------
+def test_sighup_with_a_broken_certificate(hostile: Make, ca_pki: Pki, tmp_path: Path) -> None:
+    cert, key = tmp_path / "s.crt", tmp_path / "s.key"
+    cert.write_bytes(ca_pki.server.cert.read_bytes())
+    key.write_bytes(ca_pki.server.key.read_bytes())
+    h = hostile("--cert", str(cert), "--key", str(key))
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    h.server.proc.send_signal(signal.SIGHUP)
+    h.logged(r"main: reload failed, keeping the current certificates: ")
+    with h.connect() as s:  # still the old, good certificate
+        s.sendall(b"ok\x00")
+        assert read_to_close(s) == b"ok"
+    h.settle()
+
+
+# 22 ---------------------------------------------------------------------------------------
+def test_sigterm_with_100_sessions_mid_message(hostile: Make) -> None:
+    """Every byte received before the signal is echoed: 0 lost."""
+    h = hostile("--drain-timeout", "1")
+    socks = [h.connect() for _ in range(100)]
+    sent = []
+    for i, s in enumerate(socks):
+        data = f"session {i} ".encode() * (i + 1)
+        s.sendall(data)
+        sent.append(data)
+    # The server has read everything sent before the signal once it is echoed.
+    for s, data in zip(socks, sent, strict=True):
+        assert recv_exactly(s, len(data)) == data
+    assert h.canary is not None
+    h.canary.finish()  # the canary's own session ends first, cleanly
+    h.server.proc.send_signal(signal.SIGTERM)
+    extra = 0
+    for s in socks:
+        extra += len(read_to_close(s))  # close_notify after the drain; no stray byte
+        s.close()
+    assert extra == 0
+    assert h.server.proc.wait(30) == 0
+    h.logged(r"end=server-shutdown", count=100)
+
+
+# 23 ---------------------------------------------------------------------------------------
+def test_record_with_a_corrupted_mac(hostile: Make) -> None:
+    """A TLS session driven through memory BIOs, so one application-data
+    record can be altered on the wire."""
+    h = hostile()
+    ctx = ssl.create_default_context(cafile=str(h.ca))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with h.raw() as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        raw.sendall(outgoing.read())
+        tls.write(b"this record will be corrupted")
+        record = bytearray(outgoing.read())
+        record[-3] ^= 0x01  # inside the AEAD tag
+        raw.sendall(bytes(record))
+        read_to_close(raw)
+    h.logged(r"end=error reason='(decryption failed or bad record mac|bad record mac)'")
+    h.settle()
+
+
+# 24 ---------------------------------------------------------------------------------------
+def test_flood_of_tiny_records(hostile: Make) -> None:
+    h = hostile()
+    with h.connect() as s:
+        for _ in range(20_000):
+            s.sendall(b"t")  # one TLS record per byte
+        assert recv_exactly(s, 20_000) == b"t" * 20_000
+        s.sendall(b"\x00")
+        assert read_to_close(s) == b""
+    h.logged(r"in=20001 out=20000 .*end=terminated")
+    h.settle()
+
+
+def test_flood_of_key_updates(hostile: Make) -> None:
+    """s_client's interactive "K" sends a TLS 1.3 KeyUpdate asking for ours;
+    each command must come in its own read, so they are written one by one."""
+    h = hostile()
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{h.port}", "-CAfile", str(h.ca)]
+    cmd.append("-tls1_3")
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdin is not None
+    for _ in range(100):
+        proc.stdin.write(b"K\n")
+        proc.stdin.flush()
+        time.sleep(0.01)
+    proc.stdin.write(b"after the updates\x00")
+    proc.stdin.flush()
+    time.sleep(0.5)
+    proc.stdin.close()
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.stdout.close()
+    proc.wait(30)
+    assert out.count(b"KEYUPDATE") >= 50
+    assert b"after the updates" in out.split(b"KEYUPDATE")[-1]
+    h.logged(r"tls=TLSv1.3 .*in=18 out=17 .*end=terminated")
+    h.settle()
+
+
+# 25 ---------------------------------------------------------------------------------------
+def test_peer_that_stops_reading_and_writing(hostile: Make) -> None:
+    h = hostile()  # --idle-timeout 2
+    with h.connect() as s:
+        s.sendall(b"then silence")
+        assert recv_exactly(s, 12) == b"then silence"
+        started = time.monotonic()
+        assert read_to_close(s) == b""  # close_notify at the idle timeout
+        assert 1.5 < time.monotonic() - started < 6
+    h.logged(r": idle-timeout: closing connection")
+    h.logged(r"in=12 out=12 .*end=idle-timeout")
+    h.settle()
+
+
+def test_max_session(hostile: Make) -> None:
+    h = hostile("--max-session", "1", canary=False)  # would end the canary too
+    with h.connect() as s:
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            try:
+                s.sendall(b"busy")
+                if recv_exactly(s, 4) != b"busy":
+                    break
+            except (OSError, ssl.SSLError):
+                break
+            time.sleep(0.05)
+        assert time.monotonic() - started < 4
+    h.logged(r": session-timeout: closing connection")
+    h.logged(r"end=session-timeout")
     h.settle()

@@ -600,3 +600,16 @@ def test_send_proxy_header(run_server: StartServer, ca_pki: Pki, version: str) -
     p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--proxy-header", version)
     assert p.returncode == 0, p.stderr
     srv.wait_for(rf"PROXY v{version[1]} PROXY TCP4 from 127.0.0.1:\d+ via 127.0.0.1:\d+")
+
+
+# -- key-exchange groups -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("group", "ok"),
+    [("X25519", True), ("P-256", True), ("P-384", True), ("X448", False), ("P-521", False)],
+)
+def test_key_exchange_groups(run_server: StartServer, ca_pki: Pki, group: str, ok: bool) -> None:
+    """Mozilla's groups only: the tlsecho command restricts them through
+    OPENSSL_CONF, which Python 3.11 offers no other way to do."""
+    srv = run_server(*pki_args(ca_pki))
+    p = s_client(srv.port, "-groups", group, "-quiet", "-CAfile", str(ca_pki.ca.cert))
+    assert (p.stdout == b"hello") is ok, p.stderr
