@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := openssl socat ncat nodejs
 
-.PHONY: demo test lint unit integration tools venv clean scan scan-tools
+.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak
 
 demo: $(STAMP)
 	$(BIN)/tlsecho demo
@@ -25,6 +25,14 @@ unit: $(STAMP)
 
 integration: tools $(STAMP)
 	$(BIN)/pytest tests/integration
+
+hostile: tools $(STAMP)
+	$(BIN)/pytest tests/hostile
+
+# Not part of `make test`: a long run against one server (RELIABILITY.md).
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py --minutes $(MINUTES)
 
 venv: $(STAMP)
 
