@@ -358,11 +358,13 @@ class _TlsConnection:
                 self._write(echo)
                 if self._debug:
                     log_conn.debug("sent %r", echo, extra={"tag": self.tag})
+                if self._state is not _State.OPEN:
+                    return  # the write failed: the connection is closed
             if framing.finished:
                 self._finish()
                 return
-            if not self._reading or self._state is not _State.OPEN:
-                return  # paused by backpressure, or failed while writing
+            if not self._reading:
+                return  # paused by backpressure
 
     def _write(self, data: bytes) -> None:
         if not self._wbuf:
@@ -433,6 +435,8 @@ class _TlsConnection:
 
     # -- closing --------------------------------------------------------------
     def _begin_close(self) -> None:
+        if self._state is not _State.OPEN:
+            return  # already closing or closed
         self._state = _State.CLOSING
         self._want_read(False)
         self._cancel_timer()
