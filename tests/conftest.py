@@ -102,10 +102,17 @@ class ServerProcess:
 
 
 def start_server(
-    *args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None, timeout: float = 20.0
+    *args: str,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    prefix: tuple[str, ...] = (),
 ) -> ServerProcess:
-    """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens."""
-    cmd = [*TLSECHO, "serve", "--host", host, "--port", "0", *args]
+    """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens.
+
+    ``prefix`` runs it under another command (``prlimit --nofile=40:40``).
+    """
+    cmd = [*prefix, *TLSECHO, "serve", "--host", host, "--port", "0", *args]
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

@@ -176,9 +176,15 @@ def hostile(ca_pki: Pki) -> Iterator[Callable[..., Harness]]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    def make(*args: str, canary: bool = True) -> Harness:
+    def make(*args: str, canary: bool = True, prefix: tuple[str, ...] = ()) -> Harness:
         srv = start_server(
-            "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), *FAST, *args
+            "--cert",
+            str(ca_pki.server.cert),
+            "--key",
+            str(ca_pki.server.key),
+            *FAST,
+            *args,
+            prefix=prefix,
         )
 
         def arg(name: str) -> str | None:

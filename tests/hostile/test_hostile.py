@@ -217,6 +217,31 @@ def test_more_connections_than_the_limit(hostile: Make) -> None:
     h.settle()
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors(hostile: Make) -> None:
+    """EMFILE in the accept loop: pause, log once per burst, never spin or
+    die; serve again once descriptors are free."""
+    h = hostile("--max-connections", "1000", prefix=("prlimit", "--nofile=40:40"))
+    waiting = [h.raw() for _ in range(60)]  # more than 40 descriptors' worth
+    h.logged(r"main: accept paused for 100 ms: Too many open files")
+    before = cpu_seconds(h.pid)
+    time.sleep(1.0)
+    assert cpu_seconds(h.pid) - before < 0.3, "the accept loop spins on EMFILE"
+    assert sum("accept paused" in ln for ln in h.server.lines()) == 1  # once per burst
+    for s in waiting:
+        s.close()
+    # Handshake timeouts (1 s) free the descriptors; the backlog drains.
+    h.logged(r"end=handshake-failed", count=60, timeout=30)
+    with h.connect() as s:
+        s.sendall(b"served again\x00")
+        assert read_to_close(s) == b"served again"
+    h.settle(timeout=30)
+
+
 # 11, 12, 13 ----------------------------------------------------------------------------
 def test_peer_sends_200_mb_and_never_reads(hostile: Make) -> None:
     h = hostile()
