@@ -137,6 +137,10 @@ def start_server(
         proc.kill()
         proc.wait()
         raise
+    if line.startswith("{"):  # --log-format json
+        import json
+
+        line = json.loads(line)["message"]
     server.port = int(line.rsplit(":", 1)[1])
     return server
 

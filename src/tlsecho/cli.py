@@ -55,6 +55,12 @@ def _add_logging(p: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="log level (default: info)",
     )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text (the original's 'name: message'; default) or one JSON object per line",
+    )
 
 
 def _level(args: argparse.Namespace, default: str = "info") -> str:
@@ -269,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the file-descriptor limit less 64)",
     )
     s.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    s.add_argument(
         "--drain-timeout",
         type=float,
         default=10.0,
@@ -368,7 +379,7 @@ def _run(loop_name: str, coro_fn: object) -> object:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    configure(_level(args))
+    configure(_level(args), fmt=args.log_format)
     client_auth: ClientAuth = args.client_auth or ("required" if args.client_ca else "none")
     config = ServerConfig(
         host=args.host,
@@ -398,6 +409,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_session=args.max_session,
         max_connections=args.max_connections,
         drain_timeout=args.drain_timeout,
+        metrics=parse_listen(args.metrics, what="--metrics") if args.metrics else None,
         loop=args.loop,
     )
     # Each connection is a descriptor: allow as many as the hard limit does.
@@ -420,7 +432,7 @@ async def _stdin_chunks() -> AsyncIterator[bytes]:
 def _cmd_send(args: argparse.Namespace) -> int:
     from_stdin = args.parts == ["-"]
     # With '-' the echo goes to stdout, so the transcript is off unless asked for.
-    configure(_level(args, "warning" if from_stdin else "info"))
+    configure(_level(args, "warning" if from_stdin else "info"), fmt=args.log_format)
     config = ClientConfig(
         host=args.host,
         port=args.port,

@@ -195,6 +195,8 @@ class ServerConfig:
     one closes (None: derived from the file-descriptor limit)."""
     drain_timeout: float = 10.0
     """On SIGTERM/SIGINT, seconds open sessions get to finish before close_notify."""
+    metrics: tuple[str, int] | None = None
+    """Serve Prometheus metrics over HTTP at ``(host, port)`` (``/metrics``)."""
     loop: LoopName = "auto"
     """Event loop: uvloop when installed (``auto``), or the one named."""
 

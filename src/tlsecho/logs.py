@@ -7,11 +7,13 @@ name (``main``), or a per-connection tag passed as ``extra={"tag": ...}``
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import sys
 from typing import TextIO
 
-__all__ = ["TagFormatter", "configure", "get_logger"]
+__all__ = ["JsonFormatter", "TagFormatter", "configure", "get_logger"]
 
 
 class TagFormatter(logging.Formatter):
@@ -32,20 +34,52 @@ class TagFormatter(logging.Formatter):
         return line
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line.
+
+    Every object has ``ts`` (RFC 3339, UTC), ``level``, ``logger`` (the tag)
+    and ``event``. A finished connection is ``"event": "connection"`` with
+    the stable keys ``peer``, ``via``, ``tls_version``, ``cipher``, ``sni``,
+    ``alpn``, ``client_cert``, ``bytes_in``, ``bytes_out``, ``discarded``,
+    ``duration_s``, ``outcome`` and ``reason``; other lines are
+    ``"event": "log"`` with a ``message``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        obj: dict[str, object] = {
+            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": getattr(record, "tag", None) or record.name.rpartition(".")[2],
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            obj.update(fields)
+        else:
+            obj["event"] = "log"
+            obj["message"] = record.getMessage()
+        if record.exc_info:
+            obj["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(obj, ensure_ascii=False)
+
+
 def get_logger(name: str) -> logging.Logger:
     """The package logger ``tlsecho.<name>``."""
     return logging.getLogger(f"tlsecho.{name}")
 
 
-def configure(level: int | str = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send log records at ``level`` and above to ``stream`` (stderr).
+def configure(
+    level: int | str = logging.INFO, stream: TextIO | None = None, fmt: str = "text"
+) -> None:
+    """Send log records at ``level`` and above to ``stream`` (stderr), as
+    ``text`` (the original's ``name: message``) or ``json`` lines.
 
     The root logger is configured so that asyncio's own debug line
     (``asyncio: Using selector: ...``) shows at debug level, as in the
     original transcript.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(TagFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TagFormatter())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

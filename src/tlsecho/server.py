@@ -114,6 +114,7 @@ class _TlsConnection:
         "_wsize",
         "alpn",
         "cipher",
+        "client_cert",
         "peer",
         "real_peer",
         "sni",
@@ -152,6 +153,8 @@ class _TlsConnection:
         """The address the TCP connection came from (the proxy, if any)."""
         self.tag = f"echo_{peer[0]}_{peer[1]}"
         self.version = self.cipher = self.alpn = self.sni = "-"
+        self.client_cert: str | None = None
+        """The client certificate's subject, when one was presented."""
 
     def start(self) -> None:
         """Begin (the server has registered the connection)."""
@@ -292,6 +295,9 @@ class _TlsConnection:
         self.cipher = cipher[0] if cipher else "-"
         self.alpn = sock.selected_alpn_protocol() or "-"
         self.sni = server_name_of(sock) or "-"
+        metrics = self._server.metrics
+        if metrics is not None:
+            metrics.handshake_done(self.version, self.cipher, now - self._started)
         if self._debug:
             log_conn.debug("connection accepted", extra={"tag": self.tag})
         if cfg.client_auth != "none":
@@ -314,6 +320,7 @@ class _TlsConnection:
             log_conn.info("no client certificate", extra={"tag": self.tag})
             return
         c = describe_certificate(der)
+        self.client_cert = c.subject
         log_conn.info(
             "client certificate subject=%r issuer=%r serial=%s sha256=%s",
             c.subject,
@@ -559,15 +566,32 @@ class _TlsConnection:
             outcome = "eof" if exc is None else "error"
         self._server._connection_lost(self, outcome)
         f = self._framing
-        via = f" via={format_address(self.real_peer)}" if self.peer != self.real_peer else ""
-        reason = f" reason={_failure_reason(exc)!r}" if exc is not None else ""
-        if self._ragged and not reason:
-            reason = " reason='closed without close_notify'"
+        duration = self._loop.time() - self._started
+        reason_text = _failure_reason(exc) if exc is not None else None
+        if self._ragged and reason_text is None:
+            reason_text = "closed without close_notify"
+        proxied = self.peer != self.real_peer
+        fields = {
+            "event": "connection",
+            "peer": format_address(self.peer),
+            "via": format_address(self.real_peer) if proxied else None,
+            "tls_version": None if self.version == "-" else self.version,
+            "cipher": None if self.cipher == "-" else self.cipher,
+            "sni": None if self.sni == "-" else self.sni,
+            "alpn": None if self.alpn == "-" else self.alpn,
+            "client_cert": self.client_cert,
+            "bytes_in": f.bytes_in,
+            "bytes_out": f.bytes_out,
+            "discarded": f.discarded,
+            "duration_s": round(duration, 6),
+            "outcome": outcome,
+            "reason": reason_text,
+        }
         log_conn.info(
             "done peer=%s%s tls=%s cipher=%s sni=%s alpn=%s in=%d out=%d discarded=%d "
             "duration=%.3fs end=%s%s",
-            format_address(self.peer),
-            via,
+            fields["peer"],
+            f" via={fields['via']}" if proxied else "",
             self.version,
             self.cipher,
             self.sni,
@@ -575,11 +599,12 @@ class _TlsConnection:
             f.bytes_in,
             f.bytes_out,
             f.discarded,
-            self._loop.time() - self._started,
+            duration,
             outcome,
-            reason,
-            extra={"tag": self.tag},
+            f" reason={reason_text!r}" if reason_text else "",
+            extra={"tag": self.tag, "fields": fields},
         )
+        self._server._connection_done(self, fields)
 
 
 def default_max_connections() -> int:
@@ -693,6 +718,10 @@ class EchoServer:
         """Connections accepted so far."""
         self.reloads = 0
         """Successful reloads so far."""
+        self.metrics: Any = None
+        """A metrics sink with ``connection_done(fields)`` (see :mod:`tlsecho.metrics`)."""
+        self.metrics_address: Address | None = None
+        """Where ``/metrics`` is served, with ``config.metrics``."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -762,6 +791,19 @@ class EchoServer:
         self.addresses = [s.getsockname()[:2] for s in self._listeners]
         self._start_accepting()
         log_main.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
+        if cfg.metrics is not None:
+            from tlsecho.metrics import Metrics
+
+            self.metrics = Metrics(active=lambda: len(self._conns))
+            try:
+                where = self.metrics.serve(*cfg.metrics)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                raise ListenError(
+                    f"cannot serve metrics on {format_address(cfg.metrics)}: {reason}"
+                ) from None
+            self.metrics_address = where
+            log_main.info("metrics on http://%s/metrics", format_address(where))
         if cfg.reload_interval is not None and self._given_ctx is None:
             self._watch = self._watched_files()
             self._watch_timer = self.loop.call_later(cfg.reload_interval, self._poll_files)
@@ -783,9 +825,13 @@ class EchoServer:
             tls = build_server_tls(self.config)
         except TlsEchoError as exc:
             log_main.error("reload failed, keeping the current certificates: %s", exc)
+            if self.metrics is not None:
+                self.metrics.reload(False)
             return False
         self._tls = tls
         self.reloads += 1
+        if self.metrics is not None:
+            self.metrics.reload(True)
         log_main.info("reloaded certificate %s sha256=%s", tls.cert_path, tls.fingerprint)
         return True
 
@@ -874,6 +920,11 @@ class EchoServer:
     def _resume_accepting(self) -> None:
         if not self.closing:
             self._start_accepting()
+
+    def _connection_done(self, conn: _TlsConnection, fields: dict[str, Any]) -> None:
+        """Called once per connection with what its log line says."""
+        if self.metrics is not None:
+            self.metrics.connection_done(fields)
 
     def _connection_lost(self, conn: _TlsConnection, outcome: str) -> None:
         self._conns.discard(conn)

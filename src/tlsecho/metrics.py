@@ -1,0 +1,100 @@
+"""Prometheus metrics for ``tlsecho serve --metrics HOST:PORT``.
+
+Every metric is prefixed ``tlsecho_``. They are updated once per handshake
+and once per finished connection, never per chunk, so the echo's hot path
+does not pay for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["Metrics"]
+
+_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600)
+_HANDSHAKE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10)
+
+
+class Metrics:
+    """The server's metrics, in a registry of their own.
+
+    Args:
+        active: returns the number of open connections, read at scrape time.
+    """
+
+    def __init__(self, active: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active = Gauge(
+            "tlsecho_connections_active", "Connections open now (handshaking included)", registry=r
+        )
+        self.active.set_function(lambda: float(active()))
+        self.connections = Counter(
+            "tlsecho_connections", "Finished connections by how they ended", ["outcome"], registry=r
+        )
+        self.handshakes = Counter(
+            "tlsecho_handshakes", "Completed TLS handshakes", ["tls_version", "cipher"], registry=r
+        )
+        self.handshake_failures = Counter(
+            "tlsecho_handshake_failures", "Failed TLS handshakes by reason", ["reason"], registry=r
+        )
+        self.bytes_in = Counter(
+            "tlsecho_received_bytes", "Application bytes received from clients", registry=r
+        )
+        self.bytes_out = Counter("tlsecho_sent_bytes", "Application bytes echoed", registry=r)
+        self.session_duration = Histogram(
+            "tlsecho_session_duration_seconds",
+            "Connection lifetime, accept to close",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.handshake_duration = Histogram(
+            "tlsecho_handshake_duration_seconds",
+            "Accept to handshake done (a PROXY header included)",
+            buckets=_HANDSHAKE_BUCKETS,
+            registry=r,
+        )
+        self.framing_errors = Counter(
+            "tlsecho_framing_errors",
+            "Sessions ended by a framing error (line too long)",
+            registry=r,
+        )
+        self.proxy_errors = Counter(
+            "tlsecho_proxy_errors", "Connections dropped for a bad PROXY header", registry=r
+        )
+        self.reloads = Counter(
+            "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
+        )
+
+    def handshake_done(self, version: str, cipher: str, seconds: float) -> None:
+        """Record a completed handshake."""
+        self.handshakes.labels(version, cipher).inc()
+        self.handshake_duration.observe(seconds)
+
+    def connection_done(self, fields: dict[str, Any]) -> None:
+        """Record a finished connection from its log fields."""
+        outcome = str(fields["outcome"])
+        self.connections.labels(outcome).inc()
+        self.bytes_in.inc(int(fields["bytes_in"]))
+        self.bytes_out.inc(int(fields["bytes_out"]))
+        self.session_duration.observe(float(fields["duration_s"]))
+        if outcome == "handshake-failed":
+            self.handshake_failures.labels(str(fields["reason"] or "closed")).inc()
+        elif outcome == "framing-error":
+            self.framing_errors.inc()
+        elif outcome == "proxy-error":
+            self.proxy_errors.inc()
+
+    def reload(self, ok: bool) -> None:
+        """Record a reload attempt."""
+        self.reloads.labels("ok" if ok else "failed").inc()
+
+    def serve(self, host: str, port: int) -> tuple[str, int]:
+        """Expose ``/metrics`` over HTTP on ``host:port`` (0: a free port) in
+        a daemon thread; return the bound address."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
