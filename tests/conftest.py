@@ -229,3 +229,6 @@ def pump(
                             out += chunk
                     except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                         pass
+
+
+pytest_plugins = ["pytester"]

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tlsecho import __version__
-from tlsecho.certs import DEFAULT_HOSTS, write_pair, write_pki
+from tlsecho.badssl import endpoint_configs
+from tlsecho.certs import DEFAULT_HOSTS, default_cert_dir, write_pair, write_pki
 from tlsecho.client import EchoClient
 from tlsecho.config import (
     DEFAULT_PARTS,
@@ -313,6 +315,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_loop(d)
     _add_logging(d)
 
+    b = sub.add_parser(
+        "badssl", help="one echo listener per broken TLS property, on consecutive ports"
+    )
+    b.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    b.add_argument(
+        "--port", type=int, default=10443, help="first port (default: 10443; 0: free ports)"
+    )
+    b.add_argument(
+        "--out",
+        type=Path,
+        help="directory for the PKI (default: a 'badssl' folder in the per-user data directory)",
+    )
+    _add_loop(b)
+    _add_logging(b)
+
     pr = sub.add_parser("probe", help="connect and report what was negotiated")
     pr.add_argument(
         "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
@@ -517,6 +534,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_badssl(args: argparse.Namespace) -> int:
+    configure(_level(args), fmt=args.log_format)
+    out = args.out or default_cert_dir() / "badssl"
+    out.mkdir(parents=True, exist_ok=True)
+    pki = write_pki(out, bad=True, force=True)
+    base = ServerConfig(host=args.host, loop=args.loop)
+    configs = endpoint_configs(pki, base, args.port)
+    servers = [EchoServer(cfg) for _, cfg in configs]
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            for srv in servers:
+                await srv.start()
+            width = max(len(ep.name) for ep, _ in configs)
+            print(f"bad TLS endpoints on {args.host}; trust {pki.ca.cert}")
+            print(f"  {'port':>5}  {'property':<{width}}  a correct client must")
+            for (ep, _), srv in zip(configs, servers, strict=True):
+                print(f"  {srv.port:>5}  {ep.name:<{width}}  {ep.expect}")
+            print(f"client certificate: {pki.client.cert} (key {pki.client.key})", flush=True)
+            await stop.wait()
+        finally:
+            for srv in servers:
+                await srv.aclose()
+
+    _run(args.loop, run())
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.target, default_port=10000, what="probe")
     config = ClientConfig(
@@ -590,6 +639,7 @@ _COMMANDS = {
     "send": _cmd_send,
     "demo": _cmd_demo,
     "probe": _cmd_probe,
+    "badssl": _cmd_badssl,
 }
 
 

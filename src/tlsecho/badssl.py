@@ -1,0 +1,84 @@
+"""Bad-TLS endpoints: what badssl.com does for HTTPS, for raw TLS.
+
+One echo listener per broken property, each with the certificate or policy
+that a correct TLS client must refuse (or must meet). Used by
+``tlsecho badssl`` and by the pytest fixture ``tlsecho_bad_endpoints``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tlsecho.certs import Pki
+from tlsecho.config import ServerConfig
+
+__all__ = ["ENDPOINTS", "Endpoint", "endpoint_configs"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One broken property."""
+
+    name: str
+    """Short name, e.g. ``expired``."""
+    expect: str
+    """What a correct client must do."""
+    cert: str = "server"
+    """Which certificate of the PKI to serve (``server`` or a bad kind)."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """ServerConfig fields to set."""
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("expired", "refuse: certificate has expired", cert="expired"),
+    Endpoint("not-yet-valid", "refuse: certificate is not yet valid", cert="not-yet-valid"),
+    Endpoint("wrong-host", "refuse: hostname mismatch", cert="wrong-host"),
+    Endpoint("self-signed", "refuse: self-signed certificate", cert="self-signed"),
+    Endpoint("unknown-ca", "refuse: unable to get local issuer certificate", cert="unknown-ca"),
+    Endpoint(
+        "client-cert-required",
+        "present client.crt (signed by ca.crt), or be refused",
+        options=(("client_auth", "required"),),
+    ),
+    Endpoint(
+        "tls1.2-only",
+        "negotiate TLS 1.2 (a TLS 1.3-only client is refused)",
+        options=(("min_version", "1.2"), ("max_version", "1.2")),
+    ),
+    Endpoint(
+        "tls1.3-only",
+        "negotiate TLS 1.3 (a TLS 1.2-only client is refused)",
+        options=(("min_version", "1.3"),),
+    ),
+    Endpoint(
+        "alpn-required",
+        "offer ALPN 'echo', or be refused after the handshake",
+        options=(("alpn", ("echo",)), ("alpn_required", True)),
+    ),
+)
+
+
+def endpoint_configs(
+    pki: Pki, base: ServerConfig, first_port: int = 0
+) -> list[tuple[Endpoint, ServerConfig]]:
+    """One ServerConfig per endpoint, on ``first_port``, ``first_port + 1``, …
+    (each a free port when ``first_port`` is 0), based on ``base``."""
+    out = []
+    for i, ep in enumerate(ENDPOINTS):
+        pair = pki.server if ep.cert == "server" else pki.bad[ep.cert]
+        fields: dict[str, Any] = dict(ep.options)
+        if fields.get("client_auth"):
+            fields["client_ca"] = pki.ca.cert
+        cfg = dataclasses.replace(
+            base,
+            port=first_port + i if first_port else 0,
+            listen=(),
+            cert=Path(pair.cert),
+            key=Path(pair.key),
+            **fields,
+        )
+        out.append((ep, cfg))
+    return out

@@ -1,0 +1,153 @@
+"""pytest fixtures for people who test their own TLS clients.
+
+Installed with tlsecho (entry point ``pytest11``), so these are available in
+any test suite::
+
+    def test_my_client(tlsecho_server):
+        ctx = ssl.create_default_context(cafile=str(tlsecho_server.ca_path))
+        with socket.create_connection((tlsecho_server.host, tlsecho_server.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"hello\\0")
+                assert s.recv(100) == b"hello"
+
+- ``tlsecho_pki``: a CA, server and client certificates and the bad ones
+  (session-wide, in a temporary directory).
+- ``tlsecho_server``: a running server on 127.0.0.1, a free port.
+- ``tlsecho_server_factory(**options)``: more servers, with any option of
+  ``tlsecho serve`` as a :class:`~tlsecho.config.ServerConfig` field
+  (``mode="line"``, ``client_auth="required"``, ``alpn=("h2",)``,
+  ``max_version="1.2"``, …) and ``bad="expired"`` (or any bad kind) to serve a
+  broken certificate.
+- ``tlsecho_bad_endpoints``: the ``tlsecho badssl`` set, by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tlsecho.badssl import Endpoint, endpoint_configs
+from tlsecho.certs import Pki, write_pki
+from tlsecho.config import ServerConfig
+from tlsecho.server import EchoServer
+
+__all__ = ["RunningServer"]
+
+
+class RunningServer:
+    """A tlsecho server running in a background thread of the test process."""
+
+    def __init__(self, config: ServerConfig, pki: Pki, endpoint: Endpoint | None = None) -> None:
+        self.config = config
+        self.pki = pki
+        self.endpoint = endpoint
+        """For ``tlsecho_bad_endpoints``: what this endpoint tests."""
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server = EchoServer(config)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tlsecho-server", daemon=True)
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate that signed the server's certificate (trust it)."""
+        return self.pki.ca.cert
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``."""
+        return self.host, self.port
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Finished connections by how they ended (``terminated``, ``handshake-failed``, …)."""
+        return dict(self._server.outcomes)
+
+    def client_context(self, *, client_cert: bool = False) -> ssl.SSLContext:
+        """A client context that trusts the server's CA (hostname ``localhost``);
+        with ``client_cert``, it also presents the PKI's client certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_path))
+        if client_cert:
+            ctx.load_cert_chain(self.pki.client.cert, self.pki.client.key)
+        return ctx
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._server.start())
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+            return
+        self.host, self.port = self._server.addresses[0]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        """Close every connection (close_notify) and stop the thread."""
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._server.aclose(), self._loop)
+        fut.result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def tlsecho_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """``tlsecho cert --ca --bad`` in a temporary directory."""
+    return write_pki(tmp_path_factory.mktemp("tlsecho-pki"), bad=True)
+
+
+@pytest.fixture
+def tlsecho_server_factory(tlsecho_pki: Pki) -> Iterator[Callable[..., RunningServer]]:
+    """Start servers with ``tlsecho serve`` options; all stop after the test."""
+    started: list[RunningServer] = []
+
+    def start(*, bad: str | None = None, **options: Any) -> RunningServer:
+        pair = tlsecho_pki.bad[bad] if bad else tlsecho_pki.server
+        if options.get("client_auth", "none") != "none":
+            options.setdefault("client_ca", tlsecho_pki.ca.cert)
+        config = ServerConfig(host="127.0.0.1", port=0, cert=pair.cert, key=pair.key, **options)
+        server = RunningServer(config, tlsecho_pki).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def tlsecho_server(tlsecho_server_factory: Callable[..., RunningServer]) -> RunningServer:
+    """A running tlsecho server (mode ``nul``) on 127.0.0.1 and a free port."""
+    return tlsecho_server_factory()
+
+
+@pytest.fixture
+def tlsecho_bad_endpoints(tlsecho_pki: Pki) -> Iterator[dict[str, RunningServer]]:
+    """The ``tlsecho badssl`` endpoints, by name (``expired``, ``wrong-host``, …)."""
+    base = ServerConfig(host="127.0.0.1", port=0)
+    servers = {
+        ep.name: RunningServer(cfg, tlsecho_pki, ep).start()
+        for ep, cfg in endpoint_configs(tlsecho_pki, base)
+    }
+    yield servers
+    for server in servers.values():
+        server.stop()
