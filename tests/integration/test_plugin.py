@@ -120,9 +120,11 @@ def test_badssl_command(tmp_path: Path) -> None:
             ("self-signed", "self-signed certificate"),
             ("unknown-ca", "unable to get local issuer certificate"),
         ]:
-            with socket.create_connection(("127.0.0.1", ports[name]), timeout=10) as raw:
-                with pytest.raises(ssl.SSLCertVerificationError, match=error):
-                    ctx.wrap_socket(raw, server_hostname="localhost")
+            with (
+                socket.create_connection(("127.0.0.1", ports[name]), timeout=10) as raw,
+                pytest.raises(ssl.SSLCertVerificationError, match=error),
+            ):
+                ctx.wrap_socket(raw, server_hostname="localhost")
         raw = socket.create_connection(("127.0.0.1", ports["tls1.3-only"]), timeout=10)
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             assert s.version() == "TLSv1.3"
