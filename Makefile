@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := openssl socat ncat nodejs
+DEBS   := openssl socat ncat nodejs haproxy
 
 .PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak
 
@@ -49,6 +49,7 @@ tools:
 	command -v socat   >/dev/null || missing="$$missing socat"; \
 	command -v ncat    >/dev/null || missing="$$missing ncat"; \
 	command -v node    >/dev/null || missing="$$missing nodejs"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
