@@ -130,3 +130,21 @@ def test_metrics_port_in_use(ca_pki: Pki) -> None:
     assert last == (
         f"tlsecho serve: error: cannot serve metrics on 127.0.0.1:{port}: address already in use"
     )
+
+
+def test_grafana_dashboard_uses_real_metric_names() -> None:
+    import re
+    from pathlib import Path
+
+    from tlsecho.metrics import Metrics
+
+    dash = json.loads(
+        (Path(__file__).resolve().parents[2] / "contrib/grafana/tlsecho-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"tlsecho_[a-z_]+", e)}
+    metrics = Metrics(active=lambda: 0)
+    suffixes = ("", "_total", "_bucket", "_count", "_sum")
+    exposed = {fam.name + sfx for fam in metrics.registry.collect() for sfx in suffixes}
+    assert used, "no metric in the dashboard"
+    assert used <= exposed, used - exposed
