@@ -277,6 +277,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the file-descriptor limit less 64)",
     )
     s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N server processes on the same port (SO_REUSEPORT; default: 1)",
+    )
+    s.add_argument(
         "--metrics",
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics",
@@ -431,6 +438,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     # Each connection is a descriptor: allow as many as the hard limit does.
     raise_fd_limit()
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1:
+        from tlsecho.workers import run_workers
+
+        status = run_workers(config, args.workers)
+        logging.getLogger("tlsecho.main").info("closing event loop")
+        return status
     _run(config.loop, run_until_signalled(config))
     logging.getLogger("tlsecho.main").info("closing event loop")
     return 0

@@ -7,10 +7,18 @@ does not pay for them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 
 __all__ = ["Metrics"]
 
@@ -28,10 +36,17 @@ class Metrics:
     def __init__(self, active: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # With --workers, every worker writes its values to files in
+        # PROMETHEUS_MULTIPROC_DIR and the supervisor adds them up.
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.active = Gauge(
-            "tlsecho_connections_active", "Connections open now (handshaking included)", registry=r
+            "tlsecho_connections_active",
+            "Connections open now (handshaking included)",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.active.set_function(lambda: float(active()))
+        if not self.multiprocess:
+            self.active.set_function(lambda: float(active()))
         self.connections = Counter(
             "tlsecho_connections", "Finished connections by how they ended", ["outcome"], registry=r
         )
@@ -69,6 +84,16 @@ class Metrics:
             "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
         )
 
+    def connection_opened(self) -> None:
+        """A connection was accepted (multiprocess mode counts it here)."""
+        if self.multiprocess:
+            self.active.inc()
+
+    def connection_closed(self) -> None:
+        """A connection ended."""
+        if self.multiprocess:
+            self.active.dec()
+
     def handshake_done(self, version: str, cipher: str, seconds: float) -> None:
         """Record a completed handshake."""
         self.handshakes.labels(version, cipher).inc()
@@ -98,3 +123,12 @@ class Metrics:
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         bound = server.server_address
         return str(bound[0]), int(bound[1])
+
+
+def serve_multiprocess(host: str, port: int, directory: str) -> tuple[str, int]:
+    """Expose the sum of every worker's metrics (files in ``directory``)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    bound = server.server_address
+    return str(bound[0]), int(bound[1])

@@ -647,14 +647,22 @@ def _resolve(host: str, port: int) -> list[tuple[int, Any]]:
     return result
 
 
-def _bind(host: str, port: int) -> list[socket.socket]:
-    """Bind every address ``host`` resolves to, all on one port."""
+def _bind(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> list[socket.socket]:
+    """Bind every address ``host`` resolves to, all on one port.
+
+    With ``reuse_port``, several processes bind the same port and the
+    kernel spreads connections among their listening sockets (SO_REUSEPORT).
+    """
     socks: list[socket.socket] = []
     try:
         for family, sockaddr in _resolve(host, port):
             sock = socket.socket(family, socket.SOCK_STREAM)
             socks.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(socks) > 1:
@@ -667,7 +675,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
                 raise ListenError(
                     f"cannot listen on {where}: {(exc.strerror or str(exc)).lower()}"
                 ) from None
-            sock.listen(1024)
+            if listen:
+                sock.listen(1024)
             sock.setblocking(False)
     except BaseException:
         for s in socks:
@@ -722,6 +731,10 @@ class EchoServer:
         """A metrics sink with ``connection_done(fields)`` (see :mod:`tlsecho.metrics`)."""
         self.metrics_address: Address | None = None
         """Where ``/metrics`` is served, with ``config.metrics``."""
+        self.reuse_port = False
+        """Bind with SO_REUSEPORT (set by the worker supervisor)."""
+        self.serve_metrics = True
+        """Serve ``/metrics`` itself (workers leave it to the supervisor)."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -782,7 +795,7 @@ class EchoServer:
             log_main.info("starting up on %s port %s", host, port)
         try:
             for host, port in cfg.endpoints:
-                self._listeners += _bind(host, port)
+                self._listeners += _bind(host, port, reuse_port=self.reuse_port)
         except BaseException:
             for s in self._listeners:
                 s.close()
@@ -795,6 +808,8 @@ class EchoServer:
             from tlsecho.metrics import Metrics
 
             self.metrics = Metrics(active=lambda: len(self._conns))
+            if not self.serve_metrics:
+                return
             try:
                 where = self.metrics.serve(*cfg.metrics)
             except OSError as exc:
@@ -913,6 +928,8 @@ class EchoServer:
             self._accept_paused = False
             self.connections_total += 1
             self._idle.clear()
+            if self.metrics is not None:
+                self.metrics.connection_opened()
             conn = _TlsConnection(self, sock, (str(addr[0]), int(addr[1])))
             self._conns.add(conn)
             conn.start()
@@ -929,6 +946,8 @@ class EchoServer:
     def _connection_lost(self, conn: _TlsConnection, outcome: str) -> None:
         self._conns.discard(conn)
         self.outcomes[outcome] += 1
+        if self.metrics is not None:
+            self.metrics.connection_closed()
         if self._full and len(self._conns) < self._max_conns and not self.closing:
             self._full = False
             self._start_accepting()
@@ -1027,7 +1046,10 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 
 
 async def run_until_signalled(
-    config: ServerConfig, *, on_ready: Callable[[EchoServer], None] | None = None
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[EchoServer], None] | None = None,
+    worker: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
@@ -1044,6 +1066,9 @@ async def run_until_signalled(
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
     server = EchoServer(config)
+    if worker:
+        server.reuse_port = True
+        server.serve_metrics = False
 
     def on_stop_signal() -> None:
         if stop.is_set():

@@ -1,0 +1,173 @@
+"""Several server processes on one port (``tlsecho serve --workers N``).
+
+The supervisor binds nothing that serves: it reserves each port 0 by binding
+(not listening) a SO_REUSEPORT socket, so every worker can bind the same
+port, then starts the workers, each with its own listening sockets; the
+kernel spreads connections among them. It forwards SIGTERM, SIGINT and
+SIGHUP, waits on the workers' process sentinels (no polling), restarts a
+worker that dies unexpectedly, and serves the workers' summed metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Any
+
+from tlsecho.certs import ensure_default_pair
+from tlsecho.config import ServerConfig
+from tlsecho.errors import TlsEchoError
+from tlsecho.logs import configure, get_logger
+from tlsecho.tls import build_server_tls
+
+__all__ = ["run_workers"]
+
+log = get_logger("main")
+# A worker that exits this soon after starting failed at start-up.
+_FAIL_FAST = 3.0
+
+
+def _worker_main(config: ServerConfig, index: int, level: int, fmt: str) -> None:
+    """A worker process: one server with SO_REUSEPORT sockets."""
+    import asyncio
+
+    from tlsecho._launch import restrict_tls_groups
+    from tlsecho.server import new_event_loop_factory, run_until_signalled
+
+    restrict_tls_groups()
+    configure(level, fmt=fmt)
+    # SIGINT from a terminal reaches the whole process group; the
+    # supervisor forwards it, so a worker ignores its own copy.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    log.info("worker %d (pid %d) starting", index, os.getpid())
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
+            runner.run(run_until_signalled(config, worker=True))
+    except TlsEchoError as exc:
+        print(f"tlsecho serve: worker {index}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _reserve_ports(config: ServerConfig) -> tuple[ServerConfig, list[socket.socket]]:
+    """Reserve every port (port 0 becomes a real one) with bound, never
+    listening, SO_REUSEPORT sockets: a port in use fails here, once."""
+    from tlsecho.server import _bind
+
+    listen: list[tuple[str, int]] = []
+    held: list[socket.socket] = []
+    try:
+        for host, port in config.endpoints:
+            socks = _bind(host, port, reuse_port=True, listen=False)
+            held += socks
+            listen.append((host, socks[0].getsockname()[1]))
+    except BaseException:
+        for s in held:
+            s.close()
+        raise
+    return dataclasses.replace(config, listen=tuple(listen)), held
+
+
+def run_workers(config: ServerConfig, workers: int) -> int:
+    """Run ``workers`` server processes until SIGTERM/SIGINT; return the exit status.
+
+    Raises:
+        CertificateError, ListenError: start-up failed.
+    """
+    if config.cert is None:
+        pair, _ = ensure_default_pair()  # once, before the workers race for it
+        config = dataclasses.replace(config, cert=pair.cert, key=pair.key)
+    build_server_tls(config)  # a bad certificate or policy: one error, here
+    config, held = _reserve_ports(config)
+    metrics_dir = None
+    if config.metrics is not None:
+        metrics_dir = tempfile.mkdtemp(prefix="tlsecho-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    level = logging.getLogger().getEffectiveLevel()
+    fmt = (
+        "json"
+        if any(type(h.formatter).__name__ == "JsonFormatter" for h in logging.getLogger().handlers)
+        else "text"
+    )
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, Any] = {}
+
+    # Signals only wake the wait below (set_wakeup_fd); the loop dispatches them.
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    old_fd = signal.set_wakeup_fd(wsock.fileno())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: None)
+    stopping = False
+    started: dict[int, float] = {}
+    status = 0
+
+    def start(index: int) -> None:
+        p = ctx.Process(target=_worker_main, args=(config, index, level, fmt), daemon=False)
+        p.start()
+        procs[index] = p
+        started[index] = time.monotonic()
+
+    def signal_all(signum: int) -> None:
+        for p in procs.values():
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    try:
+        for i in range(1, workers + 1):
+            start(i)
+        if config.metrics is not None and metrics_dir is not None:
+            from tlsecho.metrics import serve_multiprocess
+            from tlsecho.server import format_address
+
+            where = serve_multiprocess(*config.metrics, metrics_dir)
+            log.info("metrics on http://%s/metrics (all workers)", format_address(where))
+        log.info("%d workers started", workers)
+        while procs:
+            sentinels = {p.sentinel: i for i, p in procs.items()}
+            for obj in multiprocessing.connection.wait([*sentinels, rsock]):
+                if obj is rsock:
+                    for signum in rsock.recv(64):
+                        if signum == signal.SIGHUP:
+                            log.info("reloading every worker")
+                            signal_all(signal.SIGHUP)
+                        else:
+                            # First: the workers drain; second: they stop at once.
+                            if not stopping:
+                                log.info("closing server: stopping %d workers", len(procs))
+                            stopping = True
+                            signal_all(signal.SIGTERM)
+                    continue
+                index = sentinels[obj]
+                p = procs.pop(index)
+                p.join()
+                if stopping:
+                    status = status or (1 if p.exitcode else 0)
+                elif time.monotonic() - started[index] < _FAIL_FAST:
+                    # Failing at start-up (port in use, bad certificate): the
+                    # worker said why; restarting would only repeat it.
+                    log.error("worker %d failed at start-up: stopping", index)
+                    stopping = True
+                    status = 1
+                    signal_all(signal.SIGTERM)
+                else:
+                    log.warning("worker %d exited with %s: restarting it", index, p.exitcode)
+                    start(index)
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for s in held:
+            s.close()
+        rsock.close()
+        wsock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return status

@@ -1,0 +1,90 @@
+"""--workers N: several processes on one port, supervised; metrics summed."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+from tests.conftest import TLSECHO, start_server
+from tests.integration.test_observability import scrape
+from tlsecho.certs import Pki
+
+
+def send(port: int, ca: Pki) -> int:
+    cmd = [*TLSECHO, "send", "--host", "127.0.0.1", "--port", str(port), "-q"]
+    cmd += ["--cafile", str(ca.ca.cert)]
+    return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode
+
+
+def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
+    srv = start_server(
+        "--cert",
+        str(ca_pki.server.cert),
+        "--key",
+        str(ca_pki.server.key),
+        "--workers",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+    )
+    try:
+        url = srv.wait_for(r"metrics on http://")[0].split("metrics on ")[1].split()[0]
+        srv.wait_for(r"listening on 127.0.0.1:", count=2)  # both workers
+        pids = [int(m) for ln in srv.lines() for m in re.findall(r"worker \d \(pid (\d+)\)", ln)]
+        assert len(pids) == 2
+        for _ in range(20):
+            assert send(srv.port, ca_pki) == 0
+        srv.wait_for(r"end=terminated", count=20)
+        m = scrape(url)
+        assert m[("tlsecho_connections_total", (("outcome", "terminated"),))] == 20
+        assert m[("tlsecho_handshake_duration_seconds_count", ())] == 20
+        assert m[("tlsecho_connections_active", ())] == 0
+        # SIGHUP reaches every worker.
+        srv.proc.send_signal(signal.SIGHUP)
+        srv.wait_for(r"main: reloaded certificate ", count=2)
+        # A worker that dies is replaced, and the port keeps serving.
+        os.kill(pids[0], signal.SIGKILL)
+        srv.wait_for(r"worker \d exited with -9: restarting it")
+        srv.wait_for(r"listening on 127.0.0.1:", count=3)
+        for _ in range(4):
+            assert send(srv.port, ca_pki) == 0
+    finally:
+        assert srv.stop() == 0
+    served = [int(m) for ln in srv.lines() for m in re.findall(r"main: served (\d+) conn", ln)]
+    assert len(served) == 2  # the surviving worker and the replacement
+    assert sum(served) >= 4
+    assert "Traceback" not in "\n".join(srv.lines())
+
+
+def test_workers_port_in_use(ca_pki: Pki) -> None:
+    srv = start_server("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key))
+    try:
+        p = subprocess.run(
+            [
+                *TLSECHO,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(srv.port),
+                "--workers",
+                "2",
+                "--cert",
+                str(ca_pki.server.cert),
+                "--key",
+                str(ca_pki.server.key),
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        assert srv.stop() == 0
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    assert err.splitlines()[-1] == (
+        f"tlsecho serve: error: cannot listen on 127.0.0.1:{srv.port}: address already in use"
+    )
+    assert "Traceback" not in err
