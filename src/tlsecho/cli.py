@@ -78,12 +78,13 @@ def _add_endpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=10000, help="TCP port (default: 10000)")
 
 
-def _add_loop(p: argparse.ArgumentParser) -> None:
+def _add_loop(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    what = "auto = uvloop when installed" if default == "auto" else default
     p.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
-        default="auto",
-        help="event loop (default: auto = uvloop when installed)",
+        default=default,
+        help=f"event loop (default: {what})",
     )
 
 
@@ -319,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--timeout", type=float, default=10.0, help="seconds for the whole exchange (default: 10)"
     )
-    _add_loop(d)
+    _add_loop(d, default="asyncio")  # a client: see BenchConfig.loop
     _add_logging(d)
 
     b = sub.add_parser(
@@ -336,6 +337,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_loop(b)
     _add_logging(b)
+
+    be = sub.add_parser("bench", help="load generator: latency percentiles, throughput, conn/s")
+    be.add_argument("--host", default="localhost", help="server (default: localhost)")
+    be.add_argument("--port", type=int, default=10000, help="TCP port (default: 10000)")
+    be.add_argument(
+        "--scenario",
+        choices=["pingpong", "stream", "connect"],
+        default="pingpong",
+        help="pingpong: one message at a time per connection (latency); stream: continuous "
+        "data (throughput); connect: a new connection per message (default: pingpong)",
+    )
+    be.add_argument("-c", "--connections", type=int, default=16, help="default: 16")
+    be.add_argument("-s", "--size", type=int, default=64, help="message or chunk bytes (64)")
+    be.add_argument("-d", "--duration", type=float, default=5.0, help="measured seconds (5)")
+    be.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (1)")
+    be.add_argument("-p", "--processes", type=int, default=1, help="client processes (1)")
+    be.add_argument("--cafile", type=Path, help="trusted PEM certificates")
+    be.add_argument("--servername", help="SNI and certificate name (default: --host)")
+    be.add_argument("--insecure", action="store_true", help="do not verify the server")
+    be.add_argument("--json", action="store_true", help="print the result as JSON")
+    # Clients default to the stdlib loop: see BenchConfig.loop.
+    _add_loop(be, default="asyncio")
 
     pr = sub.add_parser("probe", help="connect and report what was negotiated")
     pr.add_argument(
@@ -581,6 +604,52 @@ def _cmd_badssl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tlsecho.bench import BenchConfig, run_bench
+
+    cafile = args.cafile
+    if cafile is None and not args.insecure:
+        from tlsecho.tls import default_trust_file
+
+        cafile = default_trust_file()
+    config = BenchConfig(
+        host=args.host,
+        port=args.port,
+        scenario=args.scenario,
+        connections=args.connections,
+        size=args.size,
+        duration=args.duration,
+        warmup=args.warmup,
+        processes=args.processes,
+        cafile=cafile,
+        insecure=args.insecure,
+        server_hostname=args.servername,
+        loop=args.loop,
+    )
+    result = run_bench(config).as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        lat = result["latency_us"]
+        print(
+            f"{result['scenario']}: {result['connections']} connections, "
+            f"{result['size']} B, {result['processes']} process(es), {result['seconds']} s"
+        )
+        print(f"  operations:   {result['operations']} ({result['operations_per_second']}/s)")
+        print(
+            f"  verified:     {result['bytes_verified']} bytes "
+            f"({result['megabytes_per_second']} MB/s), "
+            f"{result['mismatched_bytes']} wrong"
+        )
+        if lat:
+            print("  latency (us): " + "  ".join(f"{k} {v}" for k, v in lat.items()))
+        print(f"  errors:       {result['errors'] or 'none'}")
+    if not result["ok"]:
+        print("tlsecho bench: error: the run had errors or wrong bytes", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.target, default_port=10000, what="probe")
     config = ClientConfig(
@@ -655,6 +724,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "probe": _cmd_probe,
     "badssl": _cmd_badssl,
+    "bench": _cmd_bench,
 }
 
 

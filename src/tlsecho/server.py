@@ -111,6 +111,7 @@ class _TlsConnection:
         "_timer",
         "_wbuf",
         "_writing",
+        "_written",
         "_wsize",
         "alpn",
         "cipher",
@@ -135,6 +136,7 @@ class _TlsConnection:
         self._outcome: str | None = None
         self._wbuf: collections.deque[bytes] = collections.deque()
         self._wsize = 0
+        self._written = 0  # echo bytes OpenSSL took (sent or being sent)
         self._reading = False
         self._read_wants_write = False
         self._ragged = False
@@ -383,6 +385,7 @@ class _TlsConnection:
             except OSError as exc:
                 self._close(exc)
                 return
+            self._written += n
             if n == len(data):
                 return
             # OpenSSL wants a retry with the same bytes: keep them whole.
@@ -408,6 +411,7 @@ class _TlsConnection:
                 self._close(exc)
                 return
             self._wsize -= n
+            self._written += n
             self._last_io = self._loop.time()
             if n < len(data):
                 wbuf[0] = data[n:]
@@ -570,6 +574,9 @@ class _TlsConnection:
         reason_text = _failure_reason(exc) if exc is not None else None
         if self._ragged and reason_text is None:
             reason_text = "closed without close_notify"
+        if self._written < f.bytes_out and reason_text is None:
+            # The log says what really went out, never what was meant to.
+            reason_text = f"echo cut short: {f.bytes_out - self._written} bytes not sent"
         proxied = self.peer != self.real_peer
         fields = {
             "event": "connection",
@@ -581,7 +588,7 @@ class _TlsConnection:
             "alpn": None if self.alpn == "-" else self.alpn,
             "client_cert": self.client_cert,
             "bytes_in": f.bytes_in,
-            "bytes_out": f.bytes_out,
+            "bytes_out": self._written,
             "discarded": f.discarded,
             "duration_s": round(duration, 6),
             "outcome": outcome,
@@ -597,7 +604,7 @@ class _TlsConnection:
             self.sni,
             self.alpn,
             f.bytes_in,
-            f.bytes_out,
+            self._written,
             f.discarded,
             duration,
             outcome,
