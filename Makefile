@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBS   := openssl socat ncat nodejs haproxy
 
-.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak
+.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench
 
 demo: $(STAMP)
 	$(BIN)/tlsecho demo
@@ -16,8 +16,8 @@ test: lint tools $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks examples
+	$(BIN)/ruff format --check src tests scripts benchmarks examples
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -28,6 +28,10 @@ integration: tools $(STAMP)
 
 hostile: tools $(STAMP)
 	$(BIN)/pytest tests/hostile
+
+# Not part of `make test`: side-by-side benchmarks (BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compare.py --duration 4 --markdown
 
 # Not part of `make test`: a long run against one server (RELIABILITY.md).
 MINUTES ?= 10
