@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,24 @@ class RunningServer:
     def outcomes(self) -> dict[str, int]:
         """Finished connections by how they ended (``terminated``, ``handshake-failed``, …)."""
         return dict(self._server.outcomes)
+
+    def wait_outcome(self, outcome: str, count: int = 1, timeout: float = 10.0) -> int:
+        """Wait until ``count`` connections have ended with ``outcome`` (the
+        server finishes a connection after the client has moved on: a
+        refused handshake, say, waits for the client to read the alert).
+
+        Returns:
+            The number of such connections so far.
+
+        Raises:
+            TimeoutError: fewer than ``count`` after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while (n := self.outcomes.get(outcome, 0)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} connection(s) ended with {outcome!r}, not {count}")
+            time.sleep(0.01)
+        return n
 
     def client_context(self, *, client_cert: bool = False) -> ssl.SSLContext:
         """A client context that trusts the server's CA (hostname ``localhost``);

@@ -45,6 +45,8 @@ _READS_PER_WAKEUP = 16
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _ACCEPTS_PER_WAKEUP = 64
+# How long a refused handshake waits for the peer to read the alert and close.
+_LINGER = 1.0
 _ACCEPT_RETRY_DELAY = 0.1
 # A PROXY header is read with MSG_PEEK so the ClientHello after it stays in
 # the socket for OpenSSL; a v2 header longer than this is read in steps.
@@ -97,6 +99,7 @@ class _TlsConnection:
         "_fd",
         "_framing",
         "_last_io",
+        "_linger_exc",
         "_loop",
         "_outcome",
         "_proxy",
@@ -143,6 +146,7 @@ class _TlsConnection:
         self._writing = False
         self._started = self._last_io = self._loop.time()
         self._deadline: float | None = None
+        self._linger_exc: BaseException | None = None
         # The handshake timeout also bounds the PROXY header: absolute, so
         # dripping bytes cannot extend it.
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
@@ -283,7 +287,10 @@ class _TlsConnection:
         except OSError as exc:  # ssl.SSLError included: the peer's mistake
             self._outcome = "handshake-failed"
             self.sni = server_name_of(sock) or "-"
-            self._close(exc)
+            if isinstance(exc, ssl.SSLError):
+                self._linger(exc)
+            else:
+                self._close(exc)
             return
         self._cancel_timer()
         self._state = _State.OPEN
@@ -374,6 +381,12 @@ class _TlsConnection:
                 return
             if not self._reading:
                 return  # paused by backpressure
+            if len(data) < _READ_SIZE and not sock.pending():
+                # A short record: probably the last one in the socket. The
+                # loop is level-triggered, so if more is there it wakes us
+                # again; reading on would mostly cost a recv that fails
+                # with EAGAIN and a Python exception, per message.
+                return
 
     def _write(self, data: bytes) -> None:
         if not self._wbuf:
@@ -486,6 +499,26 @@ class _TlsConnection:
         self._want_read(True)
         self._drain()
 
+    def _linger(self, exc: BaseException) -> None:
+        """After a refused handshake, let the peer read our alert.
+
+        A TLS 1.3 client sends data right behind its Finished, before we
+        judge its certificate; closing with that data unread would send a
+        TCP reset, which destroys the alert in the client's buffers. So: FIN,
+        then read and discard until the peer closes, for a second at most.
+        """
+        self._linger_exc = exc
+        self._cancel_timer()
+        self._state = _State.DRAINING
+        self._want_write(False)
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self._raw, socket.SHUT_WR)
+        self._timer = self._loop.call_later(
+            min(_LINGER, self._server.config.shutdown_timeout), self._on_timeout
+        )
+        self._want_read(True)
+        self._drain()
+
     def _drain(self) -> None:
         fd = self._fd
         for _ in range(_READS_PER_WAKEUP):
@@ -499,7 +532,7 @@ class _TlsConnection:
                 break
         else:
             return
-        self._close(None)
+        self._close(self._linger_exc)
 
     def _arm_open_timer(self) -> None:
         """One timer for the idle timeout and the session limit, whichever is next."""
@@ -534,7 +567,7 @@ class _TlsConnection:
             self._close(TimeoutError(f"{stage} timed out"))
         elif self._state is _State.CLOSING or self._state is _State.DRAINING:
             # The peer does not take its echo or does not close: give up.
-            self._close(None)
+            self._close(self._linger_exc)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

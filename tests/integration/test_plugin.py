@@ -87,7 +87,7 @@ def test_bad_endpoints(tlsecho_bad_endpoints):
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     with pytest.raises(ssl.SSLError):
         echo(ctx, only12, b"x\\0")
-    assert only12.outcomes.get("handshake-failed") == 1
+    assert only12.wait_outcome("handshake-failed") == 1
 """
 
 
