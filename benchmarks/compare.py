@@ -62,35 +62,14 @@ def main() -> int:
         [BIN / "tlsecho", "cert", "--ca", "--out", tmp], check=True, stdout=subprocess.DEVNULL
     )
     cert, key, ca = tmp / "server.crt", tmp / "server.key", tmp / "ca.crt"
+
+    def tlsecho_serve(loop: str) -> list[str]:
+        return [str(BIN / "tlsecho"), "serve", "--host", "127.0.0.1", "--port", "0",
+                "--cert", str(cert), "--key", str(key), "--loop", loop]  # fmt: skip
+
     servers = {
-        "tlsecho (uvloop)": [
-            str(BIN / "tlsecho"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--cert",
-            str(cert),
-            "--key",
-            str(key),
-            "--loop",
-            "uvloop",
-        ],
-        "tlsecho (asyncio)": [
-            str(BIN / "tlsecho"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--cert",
-            str(cert),
-            "--key",
-            str(key),
-            "--loop",
-            "asyncio",
-        ],
+        "tlsecho (uvloop)": tlsecho_serve("uvloop"),
+        "tlsecho (asyncio)": tlsecho_serve("asyncio"),
         "original style": [
             str(BIN / "python"),
             str(ROOT / "benchmarks" / "original_style_server.py"),

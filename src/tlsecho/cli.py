@@ -466,7 +466,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from tlsecho.workers import run_workers
 
-        status = run_workers(config, args.workers)
+        status = run_workers(config, args.workers, args.log_format)
         logging.getLogger("tlsecho.main").info("closing event loop")
         return status
     _run(config.loop, run_until_signalled(config))

@@ -76,8 +76,10 @@ def _reserve_ports(config: ServerConfig) -> tuple[ServerConfig, list[socket.sock
     return dataclasses.replace(config, listen=tuple(listen)), held
 
 
-def run_workers(config: ServerConfig, workers: int) -> int:
+def run_workers(config: ServerConfig, workers: int, log_format: str = "text") -> int:
     """Run ``workers`` server processes until SIGTERM/SIGINT; return the exit status.
+
+    Workers log at this process's level, in ``log_format`` (``text`` or ``json``).
 
     Raises:
         CertificateError, ListenError: start-up failed.
@@ -92,11 +94,6 @@ def run_workers(config: ServerConfig, workers: int) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="tlsecho-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     level = logging.getLogger().getEffectiveLevel()
-    fmt = (
-        "json"
-        if any(type(h.formatter).__name__ == "JsonFormatter" for h in logging.getLogger().handlers)
-        else "text"
-    )
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, Any] = {}
 
@@ -112,7 +109,7 @@ def run_workers(config: ServerConfig, workers: int) -> int:
     status = 0
 
     def start(index: int) -> None:
-        p = ctx.Process(target=_worker_main, args=(config, index, level, fmt), daemon=False)
+        p = ctx.Process(target=_worker_main, args=(config, index, level, log_format), daemon=False)
         p.start()
         procs[index] = p
         started[index] = time.monotonic()
