@@ -320,7 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--timeout", type=float, default=10.0, help="seconds for the whole exchange (default: 10)"
     )
-    _add_loop(d, default="asyncio")  # a client: see BenchConfig.loop
+    # A client: the stdlib loop by default (a uvloop client lost a record once, BENCHMARKS.md).
+    _add_loop(d, default="asyncio")
     _add_logging(d)
 
     b = sub.add_parser(
@@ -339,8 +340,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_logging(b)
 
     be = sub.add_parser("bench", help="load generator: latency percentiles, throughput, conn/s")
-    be.add_argument("--host", default="localhost", help="server (default: localhost)")
-    be.add_argument("--port", type=int, default=10000, help="TCP port (default: 10000)")
+    _add_endpoint(be)
     be.add_argument(
         "--scenario",
         choices=["pingpong", "stream", "connect"],
@@ -350,15 +350,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     be.add_argument("-c", "--connections", type=int, default=16, help="default: 16")
     be.add_argument("-s", "--size", type=int, default=64, help="message or chunk bytes (64)")
-    be.add_argument("-d", "--duration", type=float, default=5.0, help="measured seconds (5)")
+    be.add_argument(
+        "-d", "--duration", type=float, help="measured seconds (5; with --count: a cap, 1 h)"
+    )
+    be.add_argument(
+        "-n", "--count", type=int, help="messages (connections) in all instead of --duration"
+    )
+    be.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: messages (connections) per second in all, timed from when each "
+        "was due (default: closed loop)",
+    )
     be.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (1)")
     be.add_argument("-p", "--processes", type=int, default=1, help="client processes (1)")
-    be.add_argument("--cafile", type=Path, help="trusted PEM certificates")
-    be.add_argument("--servername", help="SNI and certificate name (default: --host)")
+    be.add_argument("--resume", action="store_true", help="connect: resume TLS sessions")
+    be.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds without progress: an error (10)"
+    )
+    _add_mode(be)
+    _add_client_tls(be)
     be.add_argument("--insecure", action="store_true", help="do not verify the server")
-    be.add_argument("--json", action="store_true", help="print the result as JSON")
-    # Clients default to the stdlib loop: see BenchConfig.loop.
-    _add_loop(be, default="asyncio")
+    be.add_argument(
+        "--proxy-header", choices=["v1", "v2"], help="send a PROXY header on each connection"
+    )
+    be.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="write the result as JSON to FILE (no FILE: to stdout, instead of the table)",
+    )
+    be.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="latency percentiles and throughput plot"
+    )
+    be.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A.json", "B.json"),
+        help="print B's figures as ratios to A's (two earlier --json results), run nothing",
+    )
 
     pr = sub.add_parser("probe", help="connect and report what was negotiated")
     pr.add_argument(
@@ -606,48 +638,64 @@ def _cmd_badssl(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tlsecho.bench import BenchConfig, run_bench
+    from tlsecho.bench.report import Progress, compare, plot, render
 
-    cafile = args.cafile
-    if cafile is None and not args.insecure:
-        from tlsecho.tls import default_trust_file
-
-        cafile = default_trust_file()
+    if args.compare:
+        compare(args.compare[0], args.compare[1], sys.stdout)
+        return 0
     config = BenchConfig(
-        host=args.host,
-        port=args.port,
+        client=ClientConfig(
+            host=args.host,
+            port=args.port,
+            mode=args.mode,
+            cafile=args.cafile,
+            insecure=args.insecure,
+            server_hostname=args.servername,
+            cert=args.cert,
+            key=args.key,
+            min_version=args.min_version,
+            max_version=args.max_version,
+            alpn=args.alpn,
+            keylog=args.keylog,
+            proxy_header=args.proxy_header,
+            timeout=args.timeout,
+        ),
         scenario=args.scenario,
         connections=args.connections,
         size=args.size,
-        duration=args.duration,
+        duration=args.duration or (3600.0 if args.count else 5.0),
+        count=args.count,
+        rate=args.rate,
         warmup=args.warmup,
         processes=args.processes,
-        cafile=cafile,
-        insecure=args.insecure,
-        server_hostname=args.servername,
-        loop=args.loop,
+        resume=args.resume,
+        timeout=args.timeout,
     )
-    result = run_bench(config).as_dict()
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if config.client.insecure:
+        print("tlsecho bench: warning: --insecure: the server is not verified", file=sys.stderr)
+    to_stdout = args.json == "-"
+    if sys.stderr.isatty():
+        with Progress(sys.stderr, 0 if config.count else config.warmup) as live:
+            result = run_bench(config, live.update)
     else:
-        lat = result["latency_us"]
-        print(
-            f"{result['scenario']}: {result['connections']} connections, "
-            f"{result['size']} B, {result['processes']} process(es), {result['seconds']} s"
-        )
-        print(f"  operations:   {result['operations']} ({result['operations_per_second']}/s)")
-        print(
-            f"  verified:     {result['bytes_verified']} bytes "
-            f"({result['megabytes_per_second']} MB/s), "
-            f"{result['mismatched_bytes']} wrong"
-        )
-        if lat:
-            print("  latency (us): " + "  ".join(f"{k} {v}" for k, v in lat.items()))
-        print(f"  errors:       {result['errors'] or 'none'}")
-    if not result["ok"]:
+        result = run_bench(config)
+    out = result.as_dict()
+    if args.json and not to_stdout:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    if to_stdout:
+        print(json.dumps(out, indent=2))
+    else:
+        render(out, sys.stdout)
+    if args.plot:
+        points = [(p, result.latency.percentile(p) / 1000) for p in _PLOT_PERCENTILES]
+        plot(out, points if result.latency.total else [], args.plot)
+    if not out["ok"]:
         print("tlsecho bench: error: the run had errors or wrong bytes", file=sys.stderr)
         return 1
     return 0
+
+
+_PLOT_PERCENTILES = (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

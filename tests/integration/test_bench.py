@@ -1,5 +1,6 @@
-"""tlsecho bench against real servers: numbers are produced, and a wrong echo
-makes the run fail."""
+"""tlsecho bench against real servers: numbers are produced, every option
+does what it says, and a server that drops, duplicates, flips a byte or
+stalls is caught."""
 
 from __future__ import annotations
 
@@ -28,17 +29,31 @@ def bench(port: int, ca: Path, *args: str) -> tuple[int, dict[str, object]]:
     cmd = [*TLSECHO, "bench", "--host", "localhost", "--port", str(port), "--cafile", str(ca)]
     cmd += ["--json", "--duration", "1", "--warmup", "0.2", *args]
     p = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    assert p.stdout, p.stderr
     return p.returncode, json.loads(p.stdout)
+
+
+def _int(r: dict[str, object], key: str) -> int:
+    value = r[key]
+    assert isinstance(value, int)
+    return value
+
+
+def _lat(r: dict[str, object], key: str = "latency_us") -> dict[str, float]:
+    lat = r[key]
+    assert isinstance(lat, dict)
+    return lat
 
 
 @pytest.mark.parametrize(
     ("args", "min_ops"),
     [
         (["--scenario", "pingpong", "-c", "4", "-p", "2"], 100),
+        (["--scenario", "pingpong", "-c", "2", "-s", "40000"], 10),
         (["--scenario", "stream", "-c", "2", "-s", "65536"], 10),
         (["--scenario", "connect", "-c", "2"], 10),
     ],
-    ids=["pingpong", "stream", "connect"],
+    ids=["pingpong", "pingpong-large", "stream", "connect"],
 )
 def test_bench_scenarios(
     bench_server: ServerProcess, ca_pki: Pki, args: list[str], min_ops: int
@@ -48,37 +63,212 @@ def test_bench_scenarios(
     assert r["ok"] is True
     assert r["mismatched_bytes"] == 0
     assert r["errors"] == {}
-    assert int(r["operations"]) >= min_ops  # type: ignore[call-overload]
-    assert int(r["bytes_verified"]) > 0  # type: ignore[call-overload]
+    assert _int(r, "operations") >= min_ops
+    assert _int(r, "bytes_verified") > 0
     if r["scenario"] != "stream":
-        lat = r["latency_us"]
-        assert isinstance(lat, dict)
+        lat = _lat(r)
         assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    env = r["environment"]
+    assert isinstance(env, dict)
+    assert env["openssl"].startswith("OpenSSL")
+    assert sum(r["timeline_ops_per_second"]) == r["operations"]  # type: ignore[arg-type]
 
 
-def test_bench_fails_on_a_wrong_echo(ca_pki: Pki) -> None:
-    """Against node's TLS echo server that flips a byte, the run must fail."""
+def test_bench_count_sends_exactly_that_many(bench_server: ServerProcess, ca_pki: Pki) -> None:
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, "-c", "3", "--count", "500")
+    assert rc == 0, r
+    assert r["operations"] == 500
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, "-c", "3", "-p", "2", "-n", "301")
+    assert rc == 0, r
+    assert r["operations"] == 301
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, "-c", "4", "-n", "40", "--scenario", "connect")
+    assert rc == 0, r
+    assert r["operations"] == 40
+
+
+def test_bench_resume(bench_server: ServerProcess, ca_pki: Pki) -> None:
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, "--scenario", "connect", "-c", "2", "-n", "30")
+    assert rc == 0 and r["resumed"] == 0
+    args = ("--scenario", "connect", "-c", "2", "-n", "30", "--resume")
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, *args)
+    assert rc == 0, r
+    assert _int(r, "resumed") >= 26  # every connection but each slot's first
+    assert _lat(r, "handshake_us")["p50"] > 0
+
+
+def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki) -> None:
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, "-c", "4", "--rate", "400", "-d", "2")
+    assert rc == 0, r
+    assert 700 <= _int(r, "operations") <= 820  # 400/s for 2 s, give or take a start
+    assert r["rate"] == 400
+
+
+def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:
+    cert, key = str(ca_pki.server.cert), str(ca_pki.server.key)
+    for mode in ("raw", "line"):
+        srv = start_server("--cert", cert, "--key", key, "--mode", mode, "--proxy-protocol", "v2")
+        try:
+            args = ("--mode", mode, "--proxy-header", "v2", "-c", "2")
+            rc, r = bench(srv.port, ca_pki.ca.cert, *args)
+            assert rc == 0, r
+            rc, r = bench(srv.port, ca_pki.ca.cert, *args, "--scenario", "connect")
+            assert rc == 0, r
+            assert _int(r, "operations") > 5
+        finally:
+            assert srv.stop() == 0
+        assert not [line for line in srv.lines() if "Traceback" in line]
+        ends = [line for line in srv.lines() if " done " in line]
+        assert len(ends) >= 8
+        assert all(line.endswith("end=eof") for line in ends)  # clean TLS closes
+
+
+@pytest.mark.interop
+def test_bench_against_socat_raw_echo(ca_pki: Pki, tmp_path: Path) -> None:
+    """socat's OPENSSL-LISTEN with PIPE: a raw echo nobody here wrote."""
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(ca_pki.server.cert.read_bytes() + ca_pki.server.key.read_bytes())
     proc = subprocess.Popen(
+        ["socat", f"OPENSSL-LISTEN:0,bind=127.0.0.1,fork,reuseaddr,cert={pem},verify=0", "PIPE"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = _listening_port(proc.pid)
+        rc, r = bench(port, ca_pki.ca.cert, "--mode", "raw", "-c", "2", "-s", "1024")
+        assert rc == 0, r
+        assert _int(r, "operations") > 50
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _listening_port(pid: int) -> int:
+    import time
+
+    for _ in range(100):
+        out = subprocess.run(
+            ["ss", "-Hltnp"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        for line in out:
+            if f"pid={pid}," in line:
+                return int(line.split()[3].rsplit(":", 1)[1])
+        time.sleep(0.05)
+    raise AssertionError("socat did not listen")
+
+
+def _node(ca_pki: Pki, mode: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             "node",
             str(PEERS / "node_echo_server.js"),
             str(ca_pki.server.cert),
             str(ca_pki.server.key),
-            "corrupt",
+            mode,
         ],
         stdout=subprocess.PIPE,
     )
+
+
+def _bench_node(ca_pki: Pki, mode: str, *args: str) -> tuple[int, dict[str, object]]:
+    proc = _node(ca_pki, mode)
     assert proc.stdout is not None
     port = int(proc.stdout.readline().split()[1])
     try:
-        rc, r = bench(port, ca_pki.ca.cert, "--scenario", "connect", "-c", "1")
+        return bench(port, ca_pki.ca.cert, *args)
     finally:
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+@pytest.mark.interop
+def test_bench_passes_against_node(ca_pki: Pki) -> None:
+    """The control for the cases below: node's correct echo passes."""
+    for scenario in ("pingpong", "connect", "stream"):
+        rc, r = _bench_node(ca_pki, "echo", "--scenario", scenario, "-c", "2")
+        assert rc == 0, r
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("scenario", ["pingpong", "connect"])
+@pytest.mark.parametrize("mode", ["corrupt", "duplicate"])
+def test_bench_fails_on_a_wrong_echo(ca_pki: Pki, mode: str, scenario: str) -> None:
+    """Against node's TLS echo server that flips or repeats a byte, the run fails."""
+    rc, r = _bench_node(ca_pki, mode, "--scenario", scenario, "-c", "1")
     assert rc == 1
     assert r["ok"] is False
-    assert int(r["mismatched_bytes"]) > 0  # type: ignore[call-overload]
+    assert _int(r, "mismatched_bytes") > 0
+
+
+@pytest.mark.interop
+def test_bench_fails_on_a_dropped_byte(ca_pki: Pki) -> None:
+    # pingpong: the echo never completes, so the connection times out.
+    rc, r = _bench_node(ca_pki, "drop", "-c", "1", "--timeout", "0.5")
+    assert rc == 1
+    assert r["errors"] == {"timeout": 1}
+    # connect: the server closes with a byte missing.
+    rc, r = _bench_node(ca_pki, "drop", "-c", "1", "--scenario", "connect")
+    assert rc == 1
+    assert "short echo" in r["errors"]  # type: ignore[operator]
+
+
+@pytest.mark.interop
+def test_open_loop_sees_a_stall_that_closed_loop_hides(ca_pki: Pki) -> None:
+    """Coordinated omission: the server stalls for one second once. Closed
+    loop, only the one waiting message is slow; open loop, every message due
+    during the stall counts from when it was due."""
+    common = ("-c", "1", "-d", "3", "--warmup", "0")
+    rc, closed = _bench_node(ca_pki, "stall", *common)
+    assert rc == 0, closed
+    rc, opened = _bench_node(ca_pki, "stall", *common, "--rate", "200")
+    assert rc == 0, opened
+    assert _lat(closed)["max"] >= 900_000 and _lat(opened)["max"] >= 900_000
+    assert _lat(closed)["p90"] < 50_000  # one slow message in thousands
+    # A third of the run's messages were due during the stall.
+    assert _lat(opened)["p90"] >= 300_000
+    assert _int(opened, "late") >= 150
+
+
+def test_bench_compare_and_plot(bench_server: ServerProcess, ca_pki: Pki, tmp_path: Path) -> None:
+    a, b, png = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "plot.png"
+    base = [*TLSECHO, "bench", "--port", str(bench_server.port), "--cafile", str(ca_pki.ca.cert)]
+    base += ["-d", "1", "--warmup", "0", "-c", "2"]
+    subprocess.run([*base, "--json", str(a)], check=True, capture_output=True, timeout=60)
+    p = subprocess.run(
+        [*base, "-c", "4", "--json", str(b), "--plot", str(png)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "latency µs" in p.stdout  # the table still printed
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    p = subprocess.run(
+        [*TLSECHO, "bench", "--compare", str(a), str(b)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    ratio = rb["operations_per_second"] / ra["operations_per_second"]
+    assert f"{ratio:.2f}x" in p.stdout
+    bad = subprocess.run(
+        [*TLSECHO, "bench", "--compare", str(a), str(png)], capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert "plot.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_reports_a_refused_connection(ca_pki: Pki) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    rc, r = bench(port, ca_pki.ca.cert, "-c", "1", "--scenario", "connect")
+    assert rc == 1
+    assert "econnrefused" in r["errors"]  # type: ignore[operator]
 
 
 def test_histogram_percentiles_are_close() -> None:

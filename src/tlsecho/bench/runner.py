@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
-import random
+import os
+import platform
+import queue
+import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tlsecho.bench.engine import Stats, Worker, WorkerSpec
 from tlsecho.bench.histogram import Histogram
-from tlsecho.errors import ConfigError
+from tlsecho.config import ClientConfig
+from tlsecho.errors import ConfigError, TlsEchoError
+from tlsecho.tls import client_context
 
 __all__ = ["BenchConfig", "BenchResult", "run_bench"]
 
 Scenario = Literal["pingpong", "stream", "connect"]
-_STREAM_WINDOW = 256 * 1024  # bytes in flight per stream connection
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """One benchmark run."""
 
-    host: str = "localhost"
-    port: int = 10000
+    client: ClientConfig = field(default_factory=ClientConfig)
+    """Where to connect, what to trust and present, and the server's framing
+    (``nul``, ``line`` or ``raw``): the same options as ``tlsecho send``."""
     scenario: Scenario = "pingpong"
     """``pingpong``: one message at a time per connection, latency per message;
     ``stream``: continuous data, throughput; ``connect``: a new TLS connection
@@ -37,18 +44,21 @@ class BenchConfig:
     """Message size in bytes (pingpong, connect), chunk size (stream)."""
     duration: float = 5.0
     """Seconds measured, after the warm-up. The run stops by itself."""
+    count: int | None = None
+    """Messages (or connections) to send in all, instead of a duration; no
+    warm-up. The run still stops after ``duration`` seconds at most."""
+    rate: float | None = None
+    """Open loop: messages (connections) per second in all, each sent when it is
+    due and timed from then, so a stall cannot hide (no coordinated omission).
+    ``None``: closed loop, the next message as soon as the echo is in."""
     warmup: float = 1.0
     """Seconds run before measuring."""
     processes: int = 1
     """Client processes."""
-    cafile: Path | None = None
-    insecure: bool = False
-    server_hostname: str | None = None
-    loop: str = "asyncio"
-    """The clients' event loop: ``asyncio`` (default), ``uvloop`` or ``auto``. The
-    stdlib loop by default: with uvloop 0.23 as a client, the last record before
-    close_notify was lost about once in 40 runs of 4 x 350 MB streams, while the
-    server had handed every byte to OpenSSL (see BENCHMARKS.md)."""
+    resume: bool = False
+    """connect: resume each slot's previous TLS session."""
+    timeout: float = 10.0
+    """Seconds without progress before a connection counts as timed out."""
 
     def __post_init__(self) -> None:
         if self.scenario not in ("pingpong", "stream", "connect"):
@@ -59,8 +69,21 @@ class BenchConfig:
             raise ConfigError("--processes cannot exceed --connections")
         if self.size < 1:
             raise ConfigError("--size must be at least 1")
+        if self.client.mode == "line" and self.size < 2:
+            raise ConfigError("--size must be at least 2 in line mode")
         if not self.duration > 0 or self.warmup < 0:
             raise ConfigError("--duration must be positive and --warmup not negative")
+        if self.count is not None and self.count < 1:
+            raise ConfigError("--count must be at least 1")
+        if self.rate is not None:
+            if not self.rate > 0:
+                raise ConfigError("--rate must be positive")
+            if self.scenario == "stream":
+                raise ConfigError("--rate applies to pingpong and connect, not stream")
+        if self.resume and self.scenario != "connect":
+            raise ConfigError("--resume applies to the connect scenario")
+        if not self.timeout > 0:
+            raise ConfigError("--timeout must be positive")
 
 
 @dataclass
@@ -75,19 +98,47 @@ class BenchResult:
     mismatched_bytes: int = 0
     seconds: float = 0.0
     latency: Histogram = field(default_factory=Histogram)
+    handshake: Histogram = field(default_factory=Histogram)
+    resumed: int = 0
+    """connect: handshakes that resumed a session."""
+    late: int = 0
+    """Open loop: operations sent more than one interval after they were due
+    (the client or the server could not keep the rate)."""
+    timeline: list[int] = field(default_factory=list)
+    """Operations completed in each second of the measured period."""
 
     @property
     def ok(self) -> bool:
         """No error, no wrong byte, and something was measured."""
         return not self.errors and not self.mismatched_bytes and self.operations > 0
 
+    def merge(self, part: dict[str, Any]) -> None:
+        """Add one process's measurements (histograms merge exactly)."""
+        self.latency.merge(Histogram.from_dict(part["latency"]))
+        self.handshake.merge(Histogram.from_dict(part["handshake"]))
+        self.operations += part["ops"]
+        self.bytes_verified += part["bytes"]
+        self.mismatched_bytes += part["mismatched"]
+        self.resumed += part["resumed"]
+        self.late += part["late"]
+        self.seconds = max(self.seconds, part["seconds"])
+        for k, v in part["errors"].items():
+            self.errors[k] = self.errors.get(k, 0) + v
+        for i, n in enumerate(part["timeline"]):
+            if i < len(self.timeline):
+                self.timeline[i] += n
+            else:
+                self.timeline.append(n)
+
     def as_dict(self) -> dict[str, Any]:
-        lat = self.latency
-        return {
-            "scenario": self.config.scenario,
-            "connections": self.config.connections,
-            "processes": self.config.processes,
-            "size": self.config.size,
+        cfg = self.config
+        out: dict[str, Any] = {
+            "scenario": cfg.scenario,
+            "connections": cfg.connections,
+            "processes": cfg.processes,
+            "size": cfg.size,
+            "mode": cfg.client.mode,
+            "rate": cfg.rate,
             "seconds": round(self.seconds, 3),
             "operations": self.operations,
             "operations_per_second": round(self.operations / self.seconds, 1)
@@ -99,221 +150,183 @@ class BenchResult:
             else 0,
             "mismatched_bytes": self.mismatched_bytes,
             "errors": self.errors,
-            "latency_us": {
-                name: round(lat.percentile(p) / 1000, 1)
-                for name, p in (
-                    ("p50", 50),
-                    ("p90", 90),
-                    ("p99", 99),
-                    ("p99.9", 99.9),
-                    ("max", 100),
-                )
-            }
-            if lat.total
-            else {},
+            "latency_us": _percentiles(self.latency),
             "ok": self.ok,
         }
+        if cfg.scenario == "connect":
+            out["handshake_us"] = _percentiles(self.handshake)
+            out["resumed"] = self.resumed
+        if cfg.rate is not None:
+            out["late"] = self.late
+        out["timeline_ops_per_second"] = self.timeline
+        out["config"] = _config_dict(cfg)
+        out["environment"] = environment()
+        return out
 
 
-def _context(cfg: BenchConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(cfg.cafile) if cfg.cafile else None)
-    if cfg.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class _Shared:
-    """One process's measurements."""
-
-    def __init__(self, measure_from: float, stop_at: float) -> None:
-        self.measure_from = measure_from
-        self.stop_at = stop_at
-        self.hist = Histogram()
-        self.ops = 0
-        self.bytes = 0
-        self.mismatched = 0
-        self.errors: dict[str, int] = {}
-
-    def measuring(self, now: float) -> bool:
-        return self.measure_from <= now < self.stop_at
-
-    def error(self, exc: BaseException) -> None:
-        kind = type(exc).__name__
-        self.errors[kind] = self.errors.get(kind, 0) + 1
-
-
-def _payload(rng: random.Random, n: int) -> bytes:
-    # Random bytes without NUL: the server's nul framing would end the session.
-    return bytes(rng.randrange(1, 256) for _ in range(n))
-
-
-async def _pingpong(cfg: BenchConfig, ctx: ssl.SSLContext, sh: _Shared, seed: int) -> None:
-    rng = random.Random(seed)
-    pool = _payload(rng, cfg.size * 4 + 1024)
-    name = cfg.server_hostname or cfg.host
-    reader, writer = await asyncio.open_connection(
-        cfg.host, cfg.port, ssl=ctx, server_hostname=name
-    )
-    clock = time.perf_counter_ns
-    try:
-        while time.monotonic() < sh.stop_at:
-            off = rng.randrange(0, len(pool) - cfg.size)
-            msg = pool[off : off + cfg.size]
-            t0 = clock()
-            writer.write(msg)
-            got = await reader.readexactly(cfg.size)
-            t1 = clock()
-            if sh.measuring(time.monotonic()):
-                if got != msg:
-                    sh.mismatched += sum(a != b for a, b in zip(got, msg, strict=True))
-                sh.hist.record(t1 - t0)
-                sh.ops += 1
-                sh.bytes += cfg.size
-        writer.write(b"\x00")
-        if await reader.read(1) != b"":
-            sh.mismatched += 1  # nothing may follow the echo
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-async def _stream(cfg: BenchConfig, ctx: ssl.SSLContext, sh: _Shared, seed: int) -> None:
-    rng = random.Random(seed)
-    chunk = _payload(rng, cfg.size)
-    name = cfg.server_hostname or cfg.host
-    reader, writer = await asyncio.open_connection(
-        cfg.host, cfg.port, ssl=ctx, server_hostname=name
-    )
-    sent = received = 0
-    n = len(chunk)
-    target = 1 << 62  # set to the bytes sent once sending stops
-    caught_up = asyncio.Event()
-
-    async def read_side() -> None:
-        nonlocal received, target
-        while True:
-            data = await reader.read(262144)
-            if not data:
-                return
-            start = received % n
-            expect = (chunk * (len(data) // n + 2))[start : start + len(data)]
-            if data != expect:
-                sh.mismatched += sum(a != b for a, b in zip(data, expect, strict=True))
-            received += len(data)
-            if received >= target:
-                caught_up.set()
-            if sh.measuring(time.monotonic()):
-                sh.bytes += len(data)
-
-    reading = asyncio.ensure_future(read_side())
-    try:
-        while time.monotonic() < sh.stop_at and not reading.done():
-            if sent - received < _STREAM_WINDOW:
-                writer.write(chunk)
-                sent += n
-                if sh.measuring(time.monotonic()):
-                    sh.ops += 1
-                await writer.drain()
-            else:
-                await asyncio.sleep(0)
-        # Wait for the whole echo before ending the session: then a TLS
-        # stack that mishandles data arriving with close_notify cannot make
-        # a correct server look wrong.
-        target = sent
-        if received < target:
-            waiter = asyncio.ensure_future(caught_up.wait())
-            await asyncio.wait({waiter, reading}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-        writer.write(b"\x00")
-        await asyncio.wait_for(reading, timeout=30)
-        if received != sent:
-            sh.mismatched += abs(sent - received)
-    finally:
-        reading.cancel()
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-async def _connect(cfg: BenchConfig, ctx: ssl.SSLContext, sh: _Shared, seed: int) -> None:
-    rng = random.Random(seed)
-    name = cfg.server_hostname or cfg.host
-    clock = time.perf_counter_ns
-    while time.monotonic() < sh.stop_at:
-        msg = _payload(rng, cfg.size)
-        t0 = clock()
-        try:
-            reader, writer = await asyncio.open_connection(
-                cfg.host, cfg.port, ssl=ctx, server_hostname=name
-            )
-            writer.write(msg + b"\x00")
-            got = await reader.read(-1)
-            writer.close()
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            if sh.measuring(time.monotonic()):
-                sh.error(exc)
-            continue
-        t1 = clock()
-        if sh.measuring(time.monotonic()):
-            if got != msg:
-                sh.mismatched += sum(a != b for a, b in zip(got, msg, strict=False))
-                sh.mismatched += abs(len(got) - len(msg))
-            sh.hist.record(t1 - t0)
-            sh.ops += 1
-            sh.bytes += len(msg)
-
-
-async def _process_main(cfg: BenchConfig, conns: int, index: int) -> dict[str, Any]:
-    ctx = _context(cfg)
-    now = time.monotonic()
-    sh = _Shared(now + cfg.warmup, now + cfg.warmup + cfg.duration)
-    run = {"pingpong": _pingpong, "stream": _stream, "connect": _connect}[cfg.scenario]
-    tasks = [asyncio.ensure_future(run(cfg, ctx, sh, index * 1000 + i)) for i in range(conns)]
-    for t in tasks:
-        try:
-            await t
-        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-            sh.error(exc)
+def _percentiles(h: Histogram) -> dict[str, float]:
+    if not h.total:
+        return {}
     return {
-        "hist": sh.hist.to_dict(),
-        "ops": sh.ops,
-        "bytes": sh.bytes,
-        "mismatched": sh.mismatched,
-        "errors": sh.errors,
+        name: round(h.percentile(p) / 1000, 1)
+        for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
     }
 
 
-def _worker(cfg: BenchConfig, conns: int, index: int, out: Any) -> None:
-    from tlsecho.server import new_event_loop_factory
+def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
 
-    with asyncio.Runner(loop_factory=new_event_loop_factory(cfg.loop)) as runner:
-        out.put(runner.run(_process_main(cfg, conns, index)))
+    d = {k: plain(v) for k, v in dataclasses.asdict(cfg).items() if k != "client"}
+    d["client"] = {k: plain(v) for k, v in dataclasses.asdict(cfg.client).items()}
+    return d
 
 
-def run_bench(cfg: BenchConfig) -> BenchResult:
-    """Run the benchmark in ``cfg.processes`` processes; return the totals."""
-    share = [cfg.connections // cfg.processes] * cfg.processes
-    for i in range(cfg.connections % cfg.processes):
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "client_engine": "epoll + ssl.SSLSocket",
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "tlsecho": _version(),
+    }
+
+
+def _version() -> str:
+    from tlsecho import __version__
+
+    return __version__
+
+
+def _split(total: int, parts: int) -> list[int]:
+    share = [total // parts] * parts
+    for i in range(total % parts):
         share[i] += 1
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(cfg, n, i, out)) for i, n in enumerate(share)]
+    return share
+
+
+def _spec(cfg: BenchConfig, conns: int, count: int | None, index: int) -> WorkerSpec:
+    c = cfg.client
+    infos = socket.getaddrinfo(c.host, c.port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise ConfigError(f"no address for {c.host}")
+    family, _, _, _, address = infos[0]
+    return WorkerSpec(
+        scenario=cfg.scenario,
+        mode=c.mode,
+        address=tuple(address),
+        family=family,
+        server_hostname=c.server_hostname or c.host,
+        connections=conns,
+        size=cfg.size,
+        rate=cfg.rate * conns / cfg.connections if cfg.rate else None,
+        count=count,
+        resume=cfg.resume,
+        timeout=cfg.timeout,
+        proxy_header=c.proxy_header,
+        seed=index * 7919 + 1,
+    )
+
+
+def _worker(
+    cfg: BenchConfig, conns: int, count: int | None, index: int, out: Any, start: float
+) -> None:
+    """One client process: wait for the common start, run, report."""
+    try:
+        ctx = client_context(cfg.client)
+        spec = _spec(cfg, conns, count, index)
+    except (TlsEchoError, OSError) as exc:
+        out.put(("error", index, str(exc)))
+        return
+    # Everyone starts together: the processes' windows line up.
+    delay = start - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    now = time.perf_counter_ns()
+    warmup = 0 if cfg.count is not None else int(cfg.warmup * 1e9)
+    measure_from = now + warmup
+    stop_at = measure_from + int(cfg.duration * 1e9)
+    last = [0.0]
+
+    def progress(stats: Stats) -> None:
+        t = time.monotonic()
+        if t - last[0] >= 0.5:
+            last[0] = t
+            p99 = stats.latency.percentile(99) / 1000
+            errors = sum(stats.errors.values())
+            out.put(("progress", index, stats.ops, errors, stats.mismatched, p99))
+
+    worker = Worker(spec, ctx, measure_from, stop_at, progress)
+    out.put(("done", index, worker.run().as_dict()))
+
+
+def run_bench(
+    cfg: BenchConfig, on_progress: Callable[[int, int, int, float], None] | None = None
+) -> BenchResult:
+    """Run the benchmark in ``cfg.processes`` processes; return the totals.
+
+    ``on_progress(operations, errors, wrong_bytes, p99_us)`` is called about
+    twice a second with the totals so far (measured period only; the p99 is
+    the worst process's).
+
+    Raises:
+        ConfigError: a client process could not start (bad address, CA file...).
+    """
+    share = _split(cfg.connections, cfg.processes)
+    counts: list[int | None] = (
+        [None] * cfg.processes if cfg.count is None else list(_split(cfg.count, cfg.processes))
+    )
+    mp = multiprocessing.get_context("spawn")
+    out = mp.Queue()
+    start = time.time() + 0.3 + 0.1 * cfg.processes  # the spawns import the package
+    procs = [
+        mp.Process(target=_worker, args=(cfg, n, counts[i], i, out, start))
+        for i, n in enumerate(share)
+    ]
     for p in procs:
         p.start()
-    parts = [out.get(timeout=cfg.warmup + cfg.duration + 120) for _ in procs]
+    result = BenchResult(cfg)
+    progress: dict[int, tuple[Any, ...]] = {}
+    deadline = time.monotonic() + cfg.warmup + cfg.duration + cfg.timeout + 60
+    done = 0
+    failure = None
+    while done < len(procs):
+        try:
+            msg = out.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            result.errors["client process hung"] = len(procs) - done
+            break
+        kind, index = msg[0], msg[1]
+        if kind == "progress":
+            progress[index] = msg[2:]
+            if on_progress is not None:
+                ops, errors, wrong = (sum(p[i] for p in progress.values()) for i in range(3))
+                on_progress(ops, errors, wrong, max(p[3] for p in progress.values()))
+        elif kind == "done":
+            result.merge(msg[2])
+            done += 1
+        else:
+            failure = msg[2]
+            done += 1
     for p in procs:
-        p.join(30)
-    result = BenchResult(cfg, seconds=cfg.duration)
-    for part in parts:
-        result.latency.merge(Histogram.from_dict(part["hist"]))
-        result.operations += part["ops"]
-        result.bytes_verified += part["bytes"]
-        result.mismatched_bytes += part["mismatched"]
-        for k, v in part["errors"].items():
-            result.errors[k] = result.errors.get(k, 0) + v
-    for p in procs:
-        if p.exitcode:
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
+        elif p.exitcode:
             result.errors["client process died"] = result.errors.get("client process died", 0) + 1
+    if failure is not None:
+        raise ConfigError(failure)
+    if cfg.count is None:
+        result.seconds = cfg.duration
     return result
