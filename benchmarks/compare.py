@@ -1,144 +1,373 @@
 #!/usr/bin/env python3
-"""Side by side: tlsecho serve (uvloop, and the stdlib loop) against the
-original example's server style, under the same load from ``tlsecho bench``.
+"""tlsecho against its peers, side by side, under the same load from
+``tlsecho bench``: the benchmark suite behind ``make bench`` and BENCHMARKS.md.
 
-    python benchmarks/compare.py [--duration 5] [--markdown]
+    python benchmarks/compare.py [--duration 4] [--idle 10000] [--write BENCHMARKS.md]
 
-Each server is pinned to core 0 and the load generator to core 1 (taskset),
-one server at a time, each scenario run against every server in turn so that
-a noisy moment hurts all of them alike. Reported: operations per second from
-the load generator, and the server's CPU time per operation read from
-/proc/PID/stat (the figure that does not depend on the client's speed).
+Servers (each alone, pinned to core 0; the load generator pinned to core 1):
+tlsecho serve on uvloop and on the stdlib loop, the original example's style
+(asyncio streams, ``read(128)``), an ``asyncio.Protocol`` on the loop's TLS
+transport (uvloop and stdlib), node's ``tls``, Go's ``crypto/tls`` when ``go``
+is installed, and socat (``OPENSSL-LISTEN,fork`` + ``PIPE``: a raw echo, so
+its rows run in raw mode, and a process per connection). Each scenario runs
+against every server in turn, so a noisy moment hurts them alike.
+
+Reported per row: the load generator's throughput and the server's CPU time
+(user + system, children included, from /proc) per operation: the figure that
+does not depend on the client's speed. The idle row opens N TLS connections,
+each echoing one byte, and reports the server's RSS growth per connection.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
+import resource
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
+PEERS = ROOT / "benchmarks" / "peers"
 TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+BEGIN, END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
 
-SCENARIOS = [
-    ("pingpong 64 B, 16 conns", ["--scenario", "pingpong", "-c", "16", "-s", "64"]),
-    ("pingpong 1 KiB, 16 conns", ["--scenario", "pingpong", "-c", "16", "-s", "1024"]),
-    ("pingpong 16 KiB, 16 conns", ["--scenario", "pingpong", "-c", "16", "-s", "16384"]),
-    ("stream 64 KiB, 4 conns", ["--scenario", "stream", "-c", "4", "-s", "65536"]),
-    ("new connection per message", ["--scenario", "connect", "-c", "8", "-s", "64"]),
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    args: tuple[str, ...]
+    unit: str  # what one operation is, for "µs CPU per ..."
+    cert: str = "ecdsa"
+    stream: bool = False
+
+
+ROWS = [
+    Row("pingpong 64 B, 16 conns", ("--scenario", "pingpong", "-c", "16", "-s", "64"), "msg"),
+    Row("pingpong 1 KiB, 16 conns", ("--scenario", "pingpong", "-c", "16", "-s", "1024"), "msg"),
+    Row("pingpong 16 KiB, 16 conns", ("--scenario", "pingpong", "-c", "16", "-s", "16384"), "msg"),
+    Row(
+        "stream 64 KiB, 4 conns",
+        ("--scenario", "stream", "-c", "4", "-s", "65536"),
+        "MB",
+        stream=True,
+    ),
+    Row("new connection per message, ECDSA P-256", ("--scenario", "connect", "-c", "8"), "conn"),
+    Row(
+        "new connection per message, RSA-2048",
+        ("--scenario", "connect", "-c", "8"),
+        "conn",
+        cert="rsa",
+    ),
+    Row(
+        "new connection per message, TLS 1.3 resumption",
+        ("--scenario", "connect", "-c", "8", "--resume"),
+        "conn",
+    ),
 ]
 
 
+@dataclass
+class Server:
+    name: str
+    argv: list[str]  # {cert} {key} {port} are filled in
+    mode: str = "nul"
+    note: str = ""
+
+
+def servers(tmp: Path) -> list[Server]:
+    py = str(BIN / "python")
+    tlsecho = [str(BIN / "tlsecho"), "serve", "--host", "127.0.0.1", "--port", "{port}",
+               "--cert", "{cert}", "--key", "{key}", "--log-level", "warning"]  # fmt: skip
+    out = [
+        Server("tlsecho (uvloop)", [*tlsecho, "--loop", "uvloop"]),
+        Server("tlsecho (asyncio)", [*tlsecho, "--loop", "asyncio"]),
+        Server(
+            "original style",
+            [py, str(PEERS / "original_style_server.py"), "{cert}", "{key}", "{port}"],
+        ),
+        Server(
+            "Protocol + uvloop",
+            [py, str(PEERS / "protocol_server.py"), "{cert}", "{key}", "{port}", "uvloop"],
+        ),
+        Server(
+            "Protocol + asyncio",
+            [py, str(PEERS / "protocol_server.py"), "{cert}", "{key}", "{port}", "asyncio"],
+        ),
+        Server(
+            "node tls",
+            ["node", str(ROOT / "tests" / "peers" / "node_echo_server.js"),
+             "{cert}", "{key}", "echo", "{port}"],  # fmt: skip
+        ),
+    ]
+    if shutil.which("go"):
+        exe = tmp / "go_echo_server"
+        env = {**os.environ, "GOCACHE": str(tmp / "gocache")}
+        subprocess.run(
+            ["go", "build", "-o", str(exe), str(PEERS / "go_echo_server.go")], check=True, env=env
+        )
+        out.append(Server("Go crypto/tls", [str(exe), "{cert}", "{key}", "{port}"]))
+    if shutil.which("socat"):
+        out.append(
+            Server(
+                "socat",
+                ["socat", "OPENSSL-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,"
+                 "cert={pem},verify=0", "PIPE"],  # fmt: skip
+                mode="raw",
+                note="raw mode (socat echoes the NUL); a process per connection",
+            )
+        )
+    return out
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def cpu_seconds(pid: int) -> float:
+    """User + system time of the process and of its reaped children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(int(f) for f in fields[11:15]) / TICK
 
 
-def start(cmd: list[str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    out = log.open("w")
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        for line in log.read_text().splitlines():
-            if "listening on " in line:
-                return proc, int(line.rsplit(":", 1)[1])
-        time.sleep(0.05)
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def start(server: Server, cert: Path, key: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    pem = cert.with_suffix(".pem")
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    argv = [
+        a.format(cert=cert, key=key, port=port, pem=pem) if "{" in a else a for a in server.argv
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=out, stderr=out)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"server did not start: {log.read_text()}")
+    raise SystemExit(f"{server.name} did not start: {log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bench(port: int, ca: Path, server: Server, row: Row, duration: float) -> dict[str, object]:
+    cmd = ["taskset", "-c", "1", str(BIN / "tlsecho"), "bench", "--host", "localhost",
+           "--port", str(port), "--cafile", str(ca), "--json", "--duration", str(duration),
+           "--warmup", "1", "--mode", server.mode, *row.args]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, timeout=duration + 120, check=False)
+    try:
+        result: dict[str, object] = json.loads(p.stdout)
+    except ValueError:
+        return {"ok": False, "operations": 0, "errors": {"bench failed": p.stderr.decode()[-300:]}}
+    return result
+
+
+def idle_rss(pid: int, port: int, ca: Path, count: int) -> float:
+    """Server RSS growth per idle TLS connection, in KiB."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    socks: list[ssl.SSLSocket] = []
+
+    def one() -> None:
+        s = ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost"
+        )
+        socks.append(s)
+        s.sendall(b"x")  # the server has finished its side and read once
+        if s.recv(1) != b"x":
+            raise OSError("no echo")
+
+    try:
+        one()  # the first connection's one-off allocations are not per connection
+        time.sleep(0.3)
+        before = rss_bytes(pid)
+        for _ in range(count):
+            one()
+        time.sleep(1.0)
+        after = rss_bytes(pid)
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) / count / 1024
+
+
+def fmt_row(row: Row, r: dict[str, object], cpu_us: float) -> str:
+    if not r.get("ok"):
+        errors = r.get("errors") or {}
+        return f"failed ({', '.join(str(k) for k in errors)})"[:60]
+    if row.stream:
+        mbs = float(r["megabytes_per_second"])  # type: ignore[arg-type]
+        return f"{mbs:,.0f} MB/s, {cpu_us:,.0f} µs/MB"
+    ops = float(r["operations_per_second"])  # type: ignore[arg-type]
+    return f"{ops:,.0f}/s, {cpu_us:,.1f} µs/{row.unit}"
+
+
+def versions() -> str:
+    def cmd(*argv: str) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+            return (out.stdout or out.stderr).splitlines()[0].strip()
+        except (OSError, IndexError):
+            return "-"
+
+    import uvloop
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {platform.platform()}; "
+        f"CPython {platform.python_version()}, {ssl.OPENSSL_VERSION}, uvloop {uvloop.__version__}; "
+        f"node {cmd('node', '--version')}; {cmd('go', 'version')}; {cmd('socat', '-V')[:40]}"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--markdown", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=4.0, help="measured seconds per run (4)")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections (10000; 0: skip)")
+    ap.add_argument("--only", help="comma-separated server names to run (default: all)")
+    ap.add_argument("--rows", help="comma-separated row numbers, from 1 (default: all)")
+    ap.add_argument("--write", type=Path, help="replace the generated section of this file")
     args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the idle row; inherited
     tmp = Path(tempfile.mkdtemp(prefix="tlsecho-bench-"))
-    subprocess.run(
-        [BIN / "tlsecho", "cert", "--ca", "--out", tmp], check=True, stdout=subprocess.DEVNULL
-    )
-    cert, key, ca = tmp / "server.crt", tmp / "server.key", tmp / "ca.crt"
-
-    def tlsecho_serve(loop: str) -> list[str]:
-        return [str(BIN / "tlsecho"), "serve", "--host", "127.0.0.1", "--port", "0",
-                "--cert", str(cert), "--key", str(key), "--loop", loop]  # fmt: skip
-
-    servers = {
-        "tlsecho (uvloop)": tlsecho_serve("uvloop"),
-        "tlsecho (asyncio)": tlsecho_serve("asyncio"),
-        "original style": [
-            str(BIN / "python"),
-            str(ROOT / "benchmarks" / "original_style_server.py"),
-            str(cert),
-            str(key),
-            "0",
-        ],
-    }
-    results: dict[str, dict[str, tuple[float, float, bool]]] = {}
-    for label, bench_args in SCENARIOS:
-        for name, cmd in servers.items():
-            log = tmp / f"{name.split()[0]}-{name.split()[-1].strip('()')}.log"
-            proc, port = start(cmd, log)
+    subprocess.run([BIN / "tlsecho", "cert", "--ca", "--out", tmp / "ecdsa"], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([BIN / "tlsecho", "cert", "--ca", "--key-type", "rsa", "--out", tmp / "rsa"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    srvs = servers(tmp)
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")}
+        srvs = [s for s in srvs if s.name in wanted]
+    rows = ROWS
+    if args.rows:
+        rows = [ROWS[int(i) - 1] for i in args.rows.split(",")]
+    table: dict[str, dict[str, str]] = {}
+    best: dict[str, tuple[float, str]] = {}
+    for row in rows:
+        d = tmp / row.cert
+        cert, key, ca = d / "server.crt", d / "server.key", d / "ca.crt"
+        for srv in srvs:
+            log = tmp / f"{slug(srv.name)}.log"
+            proc, port = start(srv, cert, key, log)
             try:
                 before = cpu_seconds(proc.pid)
-                p = subprocess.run(
-                    [
-                        "taskset",
-                        "-c",
-                        "1",
-                        str(BIN / "tlsecho"),
-                        "bench",
-                        "--host",
-                        "localhost",
-                        "--port",
-                        str(port),
-                        "--cafile",
-                        str(ca),
-                        "--json",
-                        "--duration",
-                        str(args.duration),
-                        "--warmup",
-                        "1",
-                        *bench_args,
-                    ],
-                    capture_output=True,
-                    timeout=args.duration + 120,
-                    check=False,
-                )
+                r = bench(port, ca, srv, row, args.duration)
+                time.sleep(0.5)  # socat's children exit and are reaped
                 cpu = cpu_seconds(proc.pid) - before
             finally:
-                proc.terminate()
-                proc.wait(30)
-            r = json.loads(p.stdout)
-            ops = r["operations"] or 1
-            # CPU over warm-up + measurement, per measured op: scaled to the
-            # measured share of the run.
+                stop(proc)
+            # CPU over warm-up + measurement, per measured operation.
             share = args.duration / (args.duration + 1)
-            us_per_op = cpu * share / ops * 1e6
-            value = r["megabytes_per_second"] if "stream" in label else r["operations_per_second"]
-            results.setdefault(label, {})[name] = (value, us_per_op, bool(r["ok"]))
-            print(
-                f"{label:<28} {name:<18} {value:>10} {'MB/s' if 'stream' in label else 'op/s':<5}"
-                f" server CPU {us_per_op:8.1f} us/op  ok={r['ok']}",
-                file=sys.stderr,
-            )
-    if args.markdown:
-        names = list(servers)
-        print("| scenario | " + " | ".join(names) + " |")
-        print("|---|" + "---|" * len(names))
-        for label, row in results.items():
-            unit = "MB/s" if "stream" in label else "op/s"
-            cells = [
-                f"{row[n][0]:,.0f} {unit}, {row[n][1]:.1f} µs CPU/op"
-                + ("" if row[n][2] else " (errors)")
-                for n in names
-            ]
-            print(f"| {label} | " + " | ".join(cells) + " |")
+            ops = float(r.get("operations") or 0)  # type: ignore[arg-type]
+            if row.stream:
+                ops = float(r.get("bytes_verified") or 0) / 1e6  # type: ignore[arg-type]
+            cpu_us = cpu * share / ops * 1e6 if ops else float("inf")
+            table.setdefault(row.label, {})[srv.name] = fmt_row(row, r, cpu_us)
+            if r.get("ok") and cpu_us < best.get(row.label, (float("inf"), ""))[0]:
+                best[row.label] = (cpu_us, srv.name)
+            table[row.label][srv.name + "/cpu"] = str(cpu_us)
+            print(f"{row.label:<48} {srv.name:<20} {table[row.label][srv.name]}", file=sys.stderr)
+    idle_label = f"server RSS per idle TLS connection ({args.idle:,} open)"
+    if args.idle:
+        d = tmp / "ecdsa"
+        for srv in srvs:
+            if srv.name == "socat":
+                table.setdefault(idle_label, {})[srv.name] = "– (a process per connection)"
+                continue
+            log = tmp / f"{slug(srv.name)}-idle.log"
+            proc, port = start(srv, d / "server.crt", d / "server.key", log)
+            try:
+                kib = idle_rss(proc.pid, port, d / "ca.crt", args.idle)
+                cell = f"{kib:,.1f} KiB"
+                if kib < best.get(idle_label, (float("inf"), ""))[0]:
+                    best[idle_label] = (kib, srv.name)
+                table.setdefault(idle_label, {})[srv.name + "/cpu"] = str(kib)
+            except OSError as exc:
+                cell = f"failed ({exc})"[:60]
+            finally:
+                stop(proc)
+            table.setdefault(idle_label, {})[srv.name] = cell
+            print(f"{idle_label:<48} {srv.name:<20} {cell}", file=sys.stderr)
+    md = render(table, best, srvs, args)
+    print(md)
+    if args.write:
+        text = args.write.read_text()
+        if BEGIN not in text or END not in text:
+            raise SystemExit(f"{args.write} has no '{BEGIN}' ... '{END}' section")
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        args.write.write_text(f"{head}{BEGIN}\n{md}\n{END}{tail}")
     return 0
+
+
+def render(
+    table: dict[str, dict[str, str]],
+    best: dict[str, tuple[float, str]],
+    srvs: list[Server],
+    args: argparse.Namespace,
+) -> str:
+    names = [s.name for s in srvs]
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Generated {when} by `python benchmarks/compare.py --duration {args.duration:g} "
+        f"--idle {args.idle}` (`make bench`) on: {versions()}.",
+        "",
+        "Each cell: the load generator's throughput, then the server's CPU time per "
+        "operation (user + system, from /proc); in brackets, that CPU cost as a multiple "
+        "of the row's cheapest server (1.00× = the cheapest).",
+        "",
+        "| scenario | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for label, cells in table.items():
+        out = []
+        low = best.get(label, (0.0, ""))[0]
+        for n in names:
+            cell = cells.get(n, "–")
+            cost = cells.get(n + "/cpu")
+            if cost is not None and low and float(cost) != float("inf"):
+                cell += f" ({float(cost) / low:.2f}×)"
+            out.append(cell)
+        lines.append(f"| {label} | " + " | ".join(out) + " |")
+    notes = [f"{s.name}: {s.note}" for s in srvs if s.note]
+    if notes:
+        lines += ["", "Notes: " + "; ".join(notes) + "."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

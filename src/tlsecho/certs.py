@@ -232,6 +232,11 @@ def _prepare(out: Path, names: list[str], force: bool) -> None:
         for n in names:
             if (out / n).exists():
                 raise CertificateError(f"{out / n} exists; pass --force to overwrite it")
+    if not out.exists():
+        try:
+            out.mkdir(parents=True)
+        except OSError as exc:
+            raise CertificateError(f"cannot create {out}: {exc.strerror}") from None
     if not out.is_dir():
         raise CertificateError(f"cannot write to {out}: not a directory")
 

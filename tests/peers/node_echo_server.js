@@ -2,18 +2,18 @@
 // event loop), speaking the nul protocol, for testing `tlsecho send` and
 // `tlsecho bench` against a peer we did not write.
 //
-//   node node_echo_server.js CERT KEY MODE
+//   node node_echo_server.js CERT KEY MODE [PORT]
 //
 // MODE, per connection: "echo" (correct), "corrupt" (flips the 6th echoed
 // byte), "drop" (leaves out the 6th byte), "duplicate" (sends the 6th byte
 // twice), "truncate" (closes after echoing 10 bytes), or "stall" (the first
 // connection's echo stops for one second after 2000 bytes, once). Prints
-// "listening PORT" once bound to 127.0.0.1 on a free port.
+// "listening PORT" once bound to 127.0.0.1 on PORT (default: a free port).
 "use strict";
 const fs = require("fs");
 const tls = require("tls");
 
-const [cert, key, mode] = process.argv.slice(2);
+const [cert, key, mode, port] = process.argv.slice(2);
 let stalled = false;
 const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (sock) => {
   let echoed = 0;
@@ -56,7 +56,7 @@ const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileS
   });
   sock.on("error", () => {});
 });
-server.listen(0, "127.0.0.1", () => {
+server.listen(Number(port || 0), "127.0.0.1", () => {
   process.stdout.write(`listening ${server.address().port}\n`);
 });
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

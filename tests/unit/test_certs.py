@@ -85,10 +85,18 @@ def test_cli_cert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_cert_unwritable_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = tmp_path / "nope"
-    assert main(["cert", "--out", str(missing)]) == 1
+    # A missing directory is made, parents included.
+    assert main(["cert", "--ca", "--out", str(tmp_path / "new" / "pki")]) == 0
+    assert (tmp_path / "new" / "pki" / "ca.crt").is_file()
+    capsys.readouterr()
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main(["cert", "--out", str(a_file)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot write" in err
+    assert err.count("\n") == 1 and "not a directory" in err
+    assert main(["cert", "--out", str(a_file / "below")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create" in err
     # /proc refuses new files even to root: a directory that exists but
     # cannot be written.
     assert main(["cert", "--out", "/proc"]) == 1

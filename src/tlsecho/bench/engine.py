@@ -132,6 +132,8 @@ def _diff(got: bytes, want: bytes) -> int:
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"handshake: {exc.verify_message or 'certificate verify failed'}"
+    if isinstance(exc, ssl.SSLEOFError):
+        return "closed without close_notify"
     if isinstance(exc, ssl.SSLError):
         return (exc.reason or type(exc).__name__).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.errno:
