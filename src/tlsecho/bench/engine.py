@@ -33,6 +33,8 @@ __all__ = ["Stats", "Worker", "WorkerSpec"]
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
+_ERR = select.EPOLLERR | select.EPOLLHUP
+_RECV_SIZE = 256 * 1024
 _READ_SIZE = 65536
 _STREAM_WINDOW = 256 * 1024  # echo bytes in flight per stream connection
 _CLOCK = time.perf_counter_ns
@@ -151,17 +153,19 @@ class _Conn:
         "fd",
         "got",
         "handler",
+        "inc",
         "mask",
         "msg",
+        "out",
         "progress",
         "received",
         "sent",
         "session",
         "slot",
         "sock",
-        "sslobj",
         "t_connect",
         "t_op",
+        "tls",
         "w",
         "wbuf",
     )
@@ -170,7 +174,8 @@ class _Conn:
         self.w = w
         self.slot = slot
         self.sock: Any = None
-        self.sslobj: Any = None
+        self.tls: Any = None  # ssl.SSLObject over the two memory BIOs
+        self.inc = self.out = ssl.MemoryBIO()
         self.fd = -1
         self.mask = 0
         self.handler: Callable[[int], None] = self._on_connected
@@ -221,7 +226,7 @@ class _Conn:
             self.fd = -1
         if self.sock is not None:
             self.sock.close()
-            self.sock = self.sslobj = None
+            self.sock = None
 
     def _failed(self, exc: BaseException | str) -> None:
         """Count the error (if measuring); the slot starts over or stops."""
@@ -235,28 +240,61 @@ class _Conn:
             self.dead = True
             w.slot_done()
 
+    # TLS runs over memory BIOs, not on the socket: one recv() brings every
+    # record that has arrived (OpenSSL on a socket reads each record with two,
+    # header then body) and one send() takes every record a write made.
     def _write(self, data: bytes) -> None:
-        """Hand bytes to OpenSSL; what it cannot take now waits for EPOLLOUT."""
+        """Encrypt and send; what the socket cannot take now waits for EPOLLOUT."""
+        self.tls.write(data)
+        self._send_out()
+
+    def _send_out(self) -> None:
+        data = self.out.read()
+        if not data:
+            return
         if self.wbuf:
             self.wbuf += data
             return
         try:
-            n = self.sslobj.write(data)
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            n = self.sock.send(data)
+        except BlockingIOError:
             n = 0
+        except OSError:
+            n = 0  # the next read reports what happened to the connection
         if n < len(data):
             self.wbuf = data[n:]
             self._watch(_IN | _OUT)
 
     def _flush(self) -> None:
-        data = self.wbuf
         try:
-            n = self.sslobj.write(data)
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            n = self.sock.send(self.wbuf)
+        except BlockingIOError:
             return
-        self.wbuf = data[n:]
+        except OSError:
+            n = len(self.wbuf)
+        self.wbuf = self.wbuf[n:]
         if not self.wbuf:
             self._watch(_IN)
+
+    def _fill(self, events: int) -> bool:
+        """Move what the socket holds into OpenSSL; False if the connection failed."""
+        if self.wbuf and events & _OUT:
+            self._flush()
+        if not events & (_IN | _ERR):
+            return True
+        w = self.w
+        try:
+            n = self.sock.recv_into(w.buf)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        if n:
+            self.inc.write(w.view[:n])
+        else:
+            self.inc.write_eof()
+        return True
 
     # -- connect and handshake --------------------------------------------------
     def _on_connected(self, events: int) -> None:
@@ -266,43 +304,43 @@ class _Conn:
             return
         w = self.w
         spec = w.spec
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
             if spec.proxy_header:
                 src, dst = self.sock.getsockname()[:2], self.sock.getpeername()[:2]
                 build = build_v1 if spec.proxy_header == "v1" else build_v2
                 self.sock.send(build(src, dst))  # a few bytes into an empty buffer
-            self.sock = w.ctx.wrap_socket(
-                self.sock,
+            self.tls = w.ctx.wrap_bio(
+                self.inc,
+                self.out,
                 server_hostname=spec.server_hostname,
-                do_handshake_on_connect=False,
                 session=self.session if spec.resume else None,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self._failed(exc)
             return
-        self.sslobj = self.sock._sslobj  # the C object: no Python wrapper per call
+        self._watch(_IN)
         self.handler = self._on_handshake
-        self._on_handshake(events)
+        self._on_handshake(0)
 
     def _on_handshake(self, events: int) -> None:
-        try:
-            self.sslobj.do_handshake()
-        except ssl.SSLWantReadError:
-            self._watch(_IN)
+        if not self._fill(events):
             return
-        except ssl.SSLWantWriteError:
-            self._watch(_OUT)
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._send_out()
             return
         except OSError as exc:
             self._failed(exc)
             return
+        self._send_out()
         w = self.w
         now = self.progress = _CLOCK()
         if w.measuring(now):
             w.stats.handshake.record(now - self.t_connect)
-            if self.sslobj.session_reused:
+            if self.tls.session_reused:
                 w.stats.resumed += 1
-        self._watch(_IN)
         if w.stopping:
             self._end_session()
         elif w.spec.scenario == "stream":
@@ -342,16 +380,14 @@ class _Conn:
             self._write(self.msg)
 
     def _on_echo(self, events: int) -> None:
-        if self.wbuf and events & _OUT:
-            self._flush()
-        read = self.sslobj.read
+        if not self._fill(events):
+            return
+        read = self.tls.read
         while True:
             try:
                 data = read(_READ_SIZE)
             except ssl.SSLWantReadError:
-                return
-            except ssl.SSLWantWriteError:
-                self._watch(_IN | _OUT)
+                self._send_out()  # a TLS 1.3 KeyUpdate reply, say
                 return
             except OSError as exc:
                 self._failed(exc)
@@ -385,8 +421,10 @@ class _Conn:
             w.tick(now)
         if w.spec.scenario == "connect":
             if w.spec.mode == "nul":
-                # The server ends the session after the NUL: read to its EOF.
+                # The server ends the session after the NUL: read to its EOF
+                # (its close_notify may be in the BIO already).
                 self.handler = self._on_end
+                self._on_end(0)
             else:
                 self._end_session()
             return
@@ -415,19 +453,16 @@ class _Conn:
             self.sent += len(chunk)
 
     def _on_stream(self, events: int) -> None:
-        if self.wbuf and events & _OUT:
-            self._flush()
+        if not self._fill(events):
+            return
         w = self.w
-        read = self.sslobj.read
+        read = self.tls.read
         twice = w.chunk_twice
         n = len(w.chunk)
         while True:
             try:
                 data = read(_READ_SIZE)
             except ssl.SSLWantReadError:
-                break
-            except ssl.SSLWantWriteError:
-                self._watch(_IN | _OUT)
                 break
             except OSError as exc:
                 self._failed(exc)
@@ -484,31 +519,28 @@ class _Conn:
             self._write(b"\x00")
             return
         self.handler = self._on_shutdown
-        self._on_shutdown(_IN)
+        self._on_shutdown(0)
 
     def _on_shutdown(self, events: int) -> None:
-        try:
-            self.sslobj.shutdown()
-        except ssl.SSLWantReadError:
-            self._watch(_IN)
+        if not self._fill(events):
             return
-        except ssl.SSLWantWriteError:
-            self._watch(_OUT)
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            self._send_out()
             return
         except (ssl.SSLError, OSError):
             pass  # the server closed first, or sent data after the end: over
+        self._send_out()
         self._session_over()
 
     def _on_end(self, events: int) -> None:
-        if self.wbuf and events & _OUT:
-            self._flush()
+        if not self._fill(events):
+            return
         while True:
             try:
-                data = self.sslobj.read(_READ_SIZE)
+                data = self.tls.read(_READ_SIZE)
             except ssl.SSLWantReadError:
-                return
-            except ssl.SSLWantWriteError:
-                self._watch(_IN | _OUT)
                 return
             except ssl.SSLEOFError:
                 data = b""  # FIN without close_notify: still the end
@@ -523,8 +555,8 @@ class _Conn:
 
     def _session_over(self) -> None:
         w = self.w
-        if w.spec.resume and self.sslobj is not None:
-            self.session = self.sock.session
+        if w.spec.resume and self.tls is not None:
+            self.session = self.tls.session
         self.close()
         if w.spec.scenario == "connect" and not w.stopping and not w.budget_spent():
             if w.spec.rate is None:
@@ -570,6 +602,8 @@ class Worker:
         rng = random.Random(spec.seed)
         self.payloads = _payloads(rng, spec.size, spec.mode, 64)
         self._next = 0
+        self.buf = bytearray(_RECV_SIZE)  # every connection's recv() lands here
+        self.view = memoryview(self.buf)
         self.chunk = self.payloads[0]
         self.chunk_twice = self.chunk * 2
         conns_rate = spec.rate / spec.connections if spec.rate else 0.0
