@@ -297,6 +297,25 @@ def test_versions(
         srv.wait_for(r"end=handshake-failed reason='(unsupported protocol|no protocols available)")
 
 
+def test_refused_handshake_gets_a_fin_right_after_the_alert(
+    run_server: StartServer, ca_pki: Pki
+) -> None:
+    """After refusing a handshake the server half-closes at once (it then
+    lingers, reading, so the client's unread bytes cannot reset the alert
+    away); it does not hold the client until the linger time runs out."""
+    srv = run_server(*pki_args(ca_pki), "--min-version", "1.3")
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False) as s:
+        with pytest.raises(ssl.SSLError, match=r"PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL"):
+            s.do_handshake()
+        started = time.monotonic()
+        assert socket.socket.recv(s, 100) == b""  # the FIN
+        assert time.monotonic() - started < 0.5  # the linger lasts 1 s
+    srv.wait_for(r"end=handshake-failed")
+
+
 def test_intermediate_refuses_cbc_suites(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki))
     p = s_client(srv.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256", "-quiet")
