@@ -88,8 +88,20 @@ class Server:
 
 def servers(tmp: Path) -> list[Server]:
     py = str(BIN / "python")
-    tlsecho = [str(BIN / "tlsecho"), "serve", "--host", "127.0.0.1", "--port", "{port}",
-               "--cert", "{cert}", "--key", "{key}", "--log-level", "warning"]  # fmt: skip
+    tlsecho = [
+        str(BIN / "tlsecho"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--cert",
+        "{cert}",
+        "--key",
+        "{key}",
+        "--log-level",
+        "warning",
+    ]
     out = [
         Server("tlsecho (uvloop)", [*tlsecho, "--loop", "uvloop"]),
         Server("tlsecho (asyncio)", [*tlsecho, "--loop", "asyncio"]),
@@ -107,8 +119,14 @@ def servers(tmp: Path) -> list[Server]:
         ),
         Server(
             "node tls",
-            ["node", str(ROOT / "tests" / "peers" / "node_echo_server.js"),
-             "{cert}", "{key}", "echo", "{port}"],  # fmt: skip
+            [
+                "node",
+                str(ROOT / "tests" / "peers" / "node_echo_server.js"),
+                "{cert}",
+                "{key}",
+                "echo",
+                "{port}",
+            ],
         ),
     ]
     if shutil.which("go"):
@@ -122,8 +140,11 @@ def servers(tmp: Path) -> list[Server]:
         out.append(
             Server(
                 "socat",
-                ["socat", "OPENSSL-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,"
-                 "cert={pem},verify=0", "PIPE"],  # fmt: skip
+                [
+                    "socat",
+                    "OPENSSL-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,cert={pem},verify=0",
+                    "PIPE",
+                ],
                 mode="raw",
                 note="raw mode (socat echoes the NUL); a process per connection",
             )
@@ -182,9 +203,27 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def bench(port: int, ca: Path, server: Server, row: Row, duration: float) -> dict[str, object]:
-    cmd = ["taskset", "-c", "1", str(BIN / "tlsecho"), "bench", "--host", "localhost",
-           "--port", str(port), "--cafile", str(ca), "--json", "--duration", str(duration),
-           "--warmup", "1", "--mode", server.mode, *row.args]  # fmt: skip
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        str(BIN / "tlsecho"),
+        "bench",
+        "--host",
+        "localhost",
+        "--port",
+        str(port),
+        "--cafile",
+        str(ca),
+        "--json",
+        "--duration",
+        str(duration),
+        "--warmup",
+        "1",
+        "--mode",
+        server.mode,
+        *row.args,
+    ]
     p = subprocess.run(cmd, capture_output=True, timeout=duration + 120, check=False)
     try:
         result: dict[str, object] = json.loads(p.stdout)
@@ -199,9 +238,11 @@ def idle_rss(pid: int, port: int, ca: Path, count: int) -> float:
     socks: list[ssl.SSLSocket] = []
 
     def one() -> None:
-        s = ctx.wrap_socket(
-            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost"
-        )
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # Without it, Nagle holds the "x" behind the unacknowledged Finished
+        # until a delayed ACK (40 ms) on servers that send no ticket at once.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
         socks.append(s)
         s.sendall(b"x")  # the server has finished its side and read once
         if s.recv(1) != b"x":
@@ -262,13 +303,19 @@ def main() -> int:
     ap.add_argument("--rows", help="comma-separated row numbers, from 1 (default: all)")
     ap.add_argument("--write", type=Path, help="replace the generated section of this file")
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the idle row; inherited
     tmp = Path(tempfile.mkdtemp(prefix="tlsecho-bench-"))
-    subprocess.run([BIN / "tlsecho", "cert", "--ca", "--out", tmp / "ecdsa"], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run([BIN / "tlsecho", "cert", "--ca", "--key-type", "rsa", "--out", tmp / "rsa"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [BIN / "tlsecho", "cert", "--ca", "--out", tmp / "ecdsa"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [BIN / "tlsecho", "cert", "--ca", "--key-type", "rsa", "--out", tmp / "rsa"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     srvs = servers(tmp)
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")}

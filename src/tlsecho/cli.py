@@ -92,6 +92,15 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', not {text!r}") from None
+
+
 def _seconds_or_off(text: str) -> float | None:
     value = float(text)
     return None if value == 0 else value
@@ -279,10 +288,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         default=1,
         metavar="N",
-        help="N server processes on the same port (SO_REUSEPORT; default: 1)",
+        help="N server processes on the same port (SO_REUSEPORT; default: 1; "
+        "auto: one per CPU)",
     )
     s.add_argument(
         "--metrics",

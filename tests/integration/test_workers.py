@@ -88,3 +88,20 @@ def test_workers_port_in_use(ca_pki: Pki) -> None:
         f"tlsecho serve: error: cannot listen on 127.0.0.1:{srv.port}: address already in use"
     )
     assert "Traceback" not in err
+
+
+def test_workers_auto_is_one_per_cpu(ca_pki: Pki) -> None:
+    cpus = os.cpu_count() or 1
+    cert, key = str(ca_pki.server.cert), str(ca_pki.server.key)
+    srv = start_server("--cert", cert, "--key", key, "--workers", "auto")
+    try:
+        srv.wait_for(r"listening on 127.0.0.1:", count=cpus)
+        assert send(srv.port, ca_pki) == 0
+    finally:
+        assert srv.stop() == 0
+    assert len([ln for ln in srv.lines() if "listening on 127.0.0.1:" in ln]) == cpus
+    bad = subprocess.run(
+        [*TLSECHO, "serve", "--workers", "many"], capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2
+    assert "must be a number or 'auto', not 'many'" in bad.stderr
