@@ -41,6 +41,7 @@ BIN = ROOT / ".venv" / "bin"
 PEERS = ROOT / "benchmarks" / "peers"
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+DASH, TIMES = "\u2013", "\u00d7"
 BEGIN, END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
 
 
@@ -354,7 +355,7 @@ def main() -> int:
         d = tmp / "ecdsa"
         for srv in srvs:
             if srv.name == "socat":
-                table.setdefault(idle_label, {})[srv.name] = "– (a process per connection)"
+                table.setdefault(idle_label, {})[srv.name] = f"{DASH} (a process per connection)"
                 continue
             log = tmp / f"{slug(srv.name)}-idle.log"
             proc, port = start(srv, d / "server.crt", d / "server.key", log)
@@ -396,7 +397,7 @@ def render(
         "",
         "Each cell: the load generator's throughput, then the server's CPU time per "
         "operation (user + system, from /proc); in brackets, that CPU cost as a multiple "
-        "of the row's cheapest server (1.00× = the cheapest).",
+        f"of the row's cheapest server (1.00{TIMES} = the cheapest).",
         "",
         "| scenario | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -405,10 +406,10 @@ def render(
         out = []
         low = best.get(label, (0.0, ""))[0]
         for n in names:
-            cell = cells.get(n, "–")
+            cell = cells.get(n, DASH)
             cost = cells.get(n + "/cpu")
             if cost is not None and low and float(cost) != float("inf"):
-                cell += f" ({float(cost) / low:.2f}×)"
+                cell += f" ({float(cost) / low:.2f}{TIMES})"
             out.append(cell)
         lines.append(f"| {label} | " + " | ".join(out) + " |")
     notes = [f"{s.name}: {s.note}" for s in srvs if s.note]

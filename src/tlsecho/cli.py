@@ -291,8 +291,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         default=1,
         metavar="N",
-        help="N server processes on the same port (SO_REUSEPORT; default: 1; "
-        "auto: one per CPU)",
+        help="N server processes on the same port (SO_REUSEPORT; default: 1; auto: one per CPU)",
     )
     s.add_argument(
         "--metrics",
