@@ -30,9 +30,9 @@ hostile: tools $(STAMP)
 	$(BIN)/pytest tests/hostile
 
 # Not part of `make test`: tlsecho against its peers, side by side; rewrites
-# the generated table in BENCHMARKS.md (about 8 minutes). Go's crypto/tls is
+# the generated table in BENCHMARKS.md (about 20 minutes). Go's crypto/tls is
 # one of the peers when Debian's golang-go can be installed.
-BENCH_ARGS ?= --duration 4 --idle 10000
+BENCH_ARGS ?= --duration 3 --rounds 3 --idle 10000
 bench: tools bench-tools $(STAMP)
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS) --write BENCHMARKS.md
 
