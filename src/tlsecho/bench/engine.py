@@ -44,7 +44,8 @@ _RETRY_DELAY = 10_000_000  # after a failed connection, before the next one
 
 
 class Stats:
-    """One process's measurements (only what falls in the measured window)."""
+    """One process's measurements: latency, operations and bytes of the measured
+    window only; errors and wrong bytes whenever they happen."""
 
     def __init__(self) -> None:
         self.latency = Histogram()
@@ -229,10 +230,11 @@ class _Conn:
             self.sock = None
 
     def _failed(self, exc: BaseException | str) -> None:
-        """Count the error (if measuring); the slot starts over or stops."""
+        """Count the error; the slot starts over or stops. Errors count in the
+        warm-up and the wind-down too, like wrong bytes: a server that fails
+        there has failed all the same."""
         w = self.w
-        if w.measuring(_CLOCK()):
-            w.stats.error(exc if isinstance(exc, str) else _error_kind(exc))
+        w.stats.error(exc if isinstance(exc, str) else _error_kind(exc))
         self.close()
         if w.spec.scenario == "connect" and not w.stopping:
             w.call_at(_CLOCK() + _RETRY_DELAY, self)
