@@ -525,26 +525,38 @@ async def _stdin_chunks() -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _cmd_send(args: argparse.Namespace) -> int:
-    from_stdin = args.parts == ["-"]
-    # With '-' the echo goes to stdout, so the transcript is off unless asked for.
-    configure(_level(args, "warning" if from_stdin else "info"), fmt=args.log_format)
-    config = ClientConfig(
-        host=args.host,
-        port=args.port,
+def _client_config(
+    args: argparse.Namespace, host: str, port: int, *, echo: bool = True
+) -> ClientConfig:
+    """The ClientConfig of send, bench and probe: what _add_client_tls()
+    declared; with ``echo``, also the framing, --insecure and --proxy-header
+    (probe has its own --insecure: verify, but exit 0)."""
+    extra = (
+        {"mode": args.mode, "insecure": args.insecure, "proxy_header": args.proxy_header}
+        if echo
+        else {}
+    )
+    return ClientConfig(
+        host=host,
+        port=port,
         cafile=args.cafile,
-        insecure=args.insecure,
-        timeout=args.timeout,
         server_hostname=args.servername,
-        mode=args.mode,
         cert=args.cert,
         key=args.key,
         min_version=args.min_version,
         max_version=args.max_version,
         alpn=args.alpn,
         keylog=args.keylog,
-        proxy_header=args.proxy_header,
+        timeout=args.timeout,
+        **extra,
     )
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from_stdin = args.parts == ["-"]
+    # With '-' the echo goes to stdout, so the transcript is off unless asked for.
+    configure(_level(args, "warning" if from_stdin else "info"), fmt=args.log_format)
+    config = _client_config(args, args.host, args.port)
     if config.insecure:
         print(
             "tlsecho send: warning: --insecure: the server's certificate is not verified",
@@ -653,22 +665,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         compare(args.compare[0], args.compare[1], sys.stdout)
         return 0
     config = BenchConfig(
-        client=ClientConfig(
-            host=args.host,
-            port=args.port,
-            mode=args.mode,
-            cafile=args.cafile,
-            insecure=args.insecure,
-            server_hostname=args.servername,
-            cert=args.cert,
-            key=args.key,
-            min_version=args.min_version,
-            max_version=args.max_version,
-            alpn=args.alpn,
-            keylog=args.keylog,
-            proxy_header=args.proxy_header,
-            timeout=args.timeout,
-        ),
+        client=_client_config(args, args.host, args.port),
         scenario=args.scenario,
         connections=args.connections,
         size=args.size,
@@ -709,19 +706,7 @@ _PLOT_PERCENTILES = (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99)
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.target, default_port=10000, what="probe")
-    config = ClientConfig(
-        host=host,
-        port=port,
-        cafile=args.cafile,
-        server_hostname=args.servername,
-        cert=args.cert,
-        key=args.key,
-        min_version=args.min_version,
-        max_version=args.max_version,
-        alpn=args.alpn,
-        keylog=args.keylog,
-        timeout=args.timeout,
-    )
+    config = _client_config(args, host, port, echo=False)
     result = probe(config, resume=not args.no_resume)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
