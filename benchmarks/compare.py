@@ -291,7 +291,9 @@ def fmt_row(row: Row, r: dict[str, object], cpu_us: float) -> str:
         mbs = float(r["megabytes_per_second"])  # type: ignore[arg-type]
         return f"{mbs:,.0f} MB/s, {cpu_us:,.0f} µs/MB"
     ops = float(r["operations_per_second"])  # type: ignore[arg-type]
-    return f"{ops:,.0f}/s, {cpu_us:,.1f} µs/{row.unit}"
+    lat = r.get("latency_us") or {}
+    p99 = f"p99 {lat['p99']:,.0f} µs, " if isinstance(lat, dict) and "p99" in lat else ""
+    return f"{ops:,.0f}/s, {p99}{cpu_us:,.1f} µs/{row.unit}"
 
 
 def versions() -> str:
@@ -419,7 +421,8 @@ def render(
         f"Generated {when} by `python benchmarks/compare.py --duration {args.duration:g} "
         f"--rounds {args.rounds} --idle {args.idle}` (`make bench`) on: {versions()}.",
         "",
-        "Each cell: the load generator's throughput, then the server's CPU time per "
+        "Each cell: the load generator's throughput (and its p99 latency, closed loop), "
+        "then the server's CPU time per "
         "operation (user + system, from /proc), from the run with the median CPU cost "
         f"of {args.rounds} (rounds interleaved: every server once, then again); in "
         "brackets, that CPU cost as a multiple "

@@ -357,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
         help="pingpong: one message at a time per connection (latency); stream: continuous "
         "data (throughput); connect: a new connection per message (default: pingpong)",
     )
-    be.add_argument("-c", "--connections", type=int, default=16, help="default: 16")
+    be.add_argument("-c", "--connections", "--conns", type=int, default=16, help="concurrent (16)")
     be.add_argument("-s", "--size", type=int, default=64, help="message or chunk bytes (64)")
     be.add_argument(
         "-d", "--duration", type=float, help="measured seconds (5; with --count: a cap, 1 h)"
