@@ -101,6 +101,11 @@ def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki
     assert rc == 0, r
     assert 700 <= _int(r, "operations") <= 820  # 400/s for 2 s, give or take a start
     assert r["rate"] == 400
+    args = ("--scenario", "connect", "-c", "2", "--rate", "50", "-d", "2")
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, *args)
+    assert rc == 0, r
+    assert 85 <= _int(r, "operations") <= 105  # a connection every 20 ms
+    assert r["late"] == 0
 
 
 def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:

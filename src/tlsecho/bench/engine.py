@@ -206,6 +206,8 @@ class _Conn:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.t_connect = self.progress = _CLOCK()
+        if spec.rate is not None and not self.due:
+            self.due = self.t_connect  # open loop: the slot's first connection is due now
         err = sock.connect_ex(spec.address)
         if err not in (0, errno.EINPROGRESS):
             sock.close()
@@ -368,8 +370,11 @@ class _Conn:
         self.msg = w.next_payload()
         self.got = 0
         self.progress = now
-        if w.spec.rate is None or w.spec.scenario == "connect":
-            self.t_op = now if w.spec.scenario != "connect" else self.t_connect
+        if w.spec.scenario == "connect":
+            # From the TCP connect, or in open loop from when it was due.
+            self.t_op = self.t_connect if w.spec.rate is None else self.due
+        elif w.spec.rate is None:
+            self.t_op = now
         else:
             # Latency counts from when the message was due, not when it could
             # go: a stalled server cannot hide behind a late send.
