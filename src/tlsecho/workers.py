@@ -20,7 +20,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 from typing import Any
 
 from tlsecho.certs import ensure_default_pair
@@ -32,12 +31,11 @@ from tlsecho.tls import build_server_tls
 __all__ = ["run_workers"]
 
 log = get_logger("main")
-# A worker that exits this soon after starting failed at start-up.
-_FAIL_FAST = 3.0
 
 
-def _worker_main(config: ServerConfig, index: int, level: int, fmt: str) -> None:
-    """A worker process: one server with SO_REUSEPORT sockets."""
+def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: Any) -> None:
+    """A worker process: one server with SO_REUSEPORT sockets. ``ready`` (a
+    multiprocessing Event) is set once it listens."""
     import asyncio
 
     from tlsecho._launch import restrict_tls_groups
@@ -51,7 +49,7 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str) -> None
     log.info("worker %d (pid %d) starting", index, os.getpid())
     try:
         with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
-            runner.run(run_until_signalled(config, worker=True))
+            runner.run(run_until_signalled(config, worker=True, on_ready=lambda _: ready.set()))
     except TlsEchoError as exc:
         print(f"tlsecho serve: worker {index}: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -105,14 +103,19 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: None)
     stopping = False
-    started: dict[int, float] = {}
+    # Set by each worker once it listens: one that exits before that failed
+    # at start-up; one that exits after it crashed and is replaced. (A clock
+    # cannot tell them apart: a worker killed a second after it started
+    # was taken for a start-up failure.)
+    ready: dict[int, Any] = {}
     status = 0
 
     def start(index: int) -> None:
-        p = ctx.Process(target=_worker_main, args=(config, index, level, log_format), daemon=False)
+        ready[index] = ctx.Event()
+        args = (config, index, level, log_format, ready[index])
+        p = ctx.Process(target=_worker_main, args=args, daemon=False)
         p.start()
         procs[index] = p
-        started[index] = time.monotonic()
 
     def signal_all(signum: int) -> None:
         for p in procs.values():
@@ -149,7 +152,7 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
                 p.join()
                 if stopping:
                     status = status or (1 if p.exitcode else 0)
-                elif time.monotonic() - started[index] < _FAIL_FAST:
+                elif not ready[index].is_set():
                     # Failing at start-up (port in use, bad certificate): the
                     # worker said why; restarting would only repeat it.
                     log.error("worker %d failed at start-up: stopping", index)

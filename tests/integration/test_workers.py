@@ -105,3 +105,20 @@ def test_workers_auto_is_one_per_cpu(ca_pki: Pki) -> None:
     )
     assert bad.returncode == 2
     assert "must be a number or 'auto', not 'many'" in bad.stderr
+
+
+def test_a_worker_killed_right_after_it_listens_is_replaced(ca_pki: Pki) -> None:
+    """Only a worker that never listened failed at start-up (and stops the
+    server); one that dies a moment after listening is restarted."""
+    cert, key = str(ca_pki.server.cert), str(ca_pki.server.key)
+    srv = start_server("--cert", cert, "--key", key, "--workers", "2")
+    try:
+        srv.wait_for(r"listening on 127.0.0.1:", count=2)
+        pids = [int(m) for ln in srv.lines() for m in re.findall(r"worker \d \(pid (\d+)\)", ln)]
+        os.kill(pids[0], signal.SIGKILL)
+        srv.wait_for(r"worker \d exited with -9: restarting it")
+        srv.wait_for(r"listening on 127.0.0.1:", count=3)
+        assert send(srv.port, ca_pki) == 0
+    finally:
+        assert srv.stop() == 0
+    assert not [ln for ln in srv.lines() if "failed at start-up" in ln]
