@@ -306,11 +306,9 @@ def versions() -> str:
 
     import uvloop
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    from tlsecho.bench.runner import environment
+
+    cpu = environment()["cpu"]
     return (
         f"{os.cpu_count()} CPUs ({cpu}), {platform.platform()}; "
         f"CPython {platform.python_version()}, {ssl.OPENSSL_VERSION}, uvloop {uvloop.__version__}; "
@@ -349,8 +347,8 @@ def main() -> int:
     rows = ROWS
     if args.rows:
         rows = [ROWS[int(i) - 1] for i in args.rows.split(",")]
-    table: dict[str, dict[str, str]] = {}
-    best: dict[str, tuple[float, str]] = {}
+    table: dict[str, dict[str, str]] = {}  # row -> server -> cell
+    costs: dict[str, dict[str, float]] = {}  # row -> server -> CPU per op (KiB: idle row)
     runs: dict[str, dict[str, list[tuple[float, dict[str, object]]]]] = {}
     for rnd in range(args.rounds):
         for row in rows:
@@ -373,9 +371,7 @@ def main() -> int:
             if failed:
                 cpu_us, r = float("inf"), failed[0]
             table.setdefault(row.label, {})[srv.name] = fmt_row(row, r, cpu_us)
-            table[row.label][srv.name + "/cpu"] = str(cpu_us)
-            if cpu_us < best.get(row.label, (float("inf"), ""))[0]:
-                best[row.label] = (cpu_us, srv.name)
+            costs.setdefault(row.label, {})[srv.name] = cpu_us
     idle_label = f"server RSS per idle TLS connection ({args.idle:,} open)"
     if args.idle:
         d = tmp / "ecdsa"
@@ -388,16 +384,14 @@ def main() -> int:
             try:
                 kib = idle_rss(proc.pid, port, d / "ca.crt", args.idle)
                 cell = f"{kib:,.1f} KiB"
-                if kib < best.get(idle_label, (float("inf"), ""))[0]:
-                    best[idle_label] = (kib, srv.name)
-                table.setdefault(idle_label, {})[srv.name + "/cpu"] = str(kib)
+                costs.setdefault(idle_label, {})[srv.name] = kib
             except OSError as exc:
                 cell = f"failed ({exc})"[:60]
             finally:
                 stop(proc)
             table.setdefault(idle_label, {})[srv.name] = cell
             print(f"{idle_label:<48} {srv.name:<20} {cell}", file=sys.stderr)
-    md = render(table, best, srvs, args)
+    md = render(table, costs, srvs, args)
     print(md)
     if args.write:
         text = args.write.read_text()
@@ -411,7 +405,7 @@ def main() -> int:
 
 def render(
     table: dict[str, dict[str, str]],
-    best: dict[str, tuple[float, str]],
+    costs: dict[str, dict[str, float]],
     srvs: list[Server],
     args: argparse.Namespace,
 ) -> str:
@@ -433,12 +427,13 @@ def render(
     ]
     for label, cells in table.items():
         out = []
-        low = best.get(label, (0.0, ""))[0]
+        row_costs = costs.get(label, {})  # a failed run's cost is inf
+        low = min(row_costs.values(), default=0.0)
         for n in names:
             cell = cells.get(n, DASH)
-            cost = cells.get(n + "/cpu")
-            if cost is not None and low and float(cost) != float("inf"):
-                cell += f" ({float(cost) / low:.2f}{TIMES})"
+            cost = row_costs.get(n)
+            if cost is not None and low and cost != float("inf"):
+                cell += f" ({cost / low:.2f}{TIMES})"
             out.append(cell)
         lines.append(f"| {label} | " + " | ".join(out) + " |")
     notes = [f"{s.name}: {s.note}" for s in srvs if s.note]

@@ -24,6 +24,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tlsecho.bench.histogram import Histogram
@@ -77,39 +78,23 @@ class Stats:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
 class WorkerSpec:
     """What a worker needs, picklable: built by the runner from BenchConfig."""
 
-    def __init__(
-        self,
-        *,
-        scenario: str,
-        mode: str,
-        address: tuple[Any, ...],
-        family: int,
-        server_hostname: str | None,
-        connections: int,
-        size: int,
-        rate: float | None,
-        count: int | None,
-        resume: bool,
-        timeout: float,
-        proxy_header: str | None,
-        seed: int,
-    ) -> None:
-        self.scenario = scenario
-        self.mode = mode
-        self.address = address
-        self.family = family
-        self.server_hostname = server_hostname
-        self.connections = connections
-        self.size = size
-        self.rate = rate
-        self.count = count
-        self.resume = resume
-        self.timeout = timeout
-        self.proxy_header = proxy_header
-        self.seed = seed
+    scenario: str
+    mode: str
+    address: tuple[Any, ...]
+    family: int
+    server_hostname: str | None
+    connections: int
+    size: int
+    rate: float | None
+    count: int | None
+    resume: bool
+    timeout: float
+    proxy_header: str | None
+    seed: int
 
 
 def _payloads(rng: random.Random, size: int, mode: str, n: int) -> list[bytes]:
@@ -162,7 +147,6 @@ class _Conn:
         "received",
         "sent",
         "session",
-        "slot",
         "sock",
         "t_connect",
         "t_op",
@@ -171,9 +155,8 @@ class _Conn:
         "wbuf",
     )
 
-    def __init__(self, w: Worker, slot: int) -> None:
+    def __init__(self, w: Worker) -> None:
         self.w = w
-        self.slot = slot
         self.sock: Any = None
         self.tls: Any = None  # ssl.SSLObject over the two memory BIOs
         self.inc = self.out = ssl.MemoryBIO()
@@ -644,7 +627,7 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------
     def run(self) -> Stats:
-        slots = [_Conn(self, i) for i in range(self.spec.connections)]
+        slots = [_Conn(self) for _ in range(self.spec.connections)]
         for c in slots:
             c.open()
         poll = self.ep.poll
