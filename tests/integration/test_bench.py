@@ -127,6 +127,34 @@ def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:
         assert all(line.endswith("end=eof") for line in ends)  # clean TLS closes
 
 
+def test_bench_client_tls_options(ca_pki: Pki, tmp_path: Path) -> None:
+    """send's TLS options reach every bench connection: a client certificate
+    for mTLS, ALPN, the version bounds, SNI, and the key log."""
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--client-ca", str(ca_pki.ca.cert), "--alpn", "echo",
+    )  # fmt: skip
+    keylog = tmp_path / "keys.log"
+    try:
+        args = ("--cert", str(ca_pki.client.cert), "--key", str(ca_pki.client.key),
+                "--alpn", "echo", "--min-version", "1.3", "--servername", "localhost",
+                "--keylog", str(keylog), "--scenario", "connect", "-c", "1", "-n", "5")  # fmt: skip
+        rc, r = bench(srv.port, ca_pki.ca.cert, *args)
+        assert rc == 0, r
+        assert r["operations"] == 5
+        # Without the client certificate the server refuses every handshake.
+        rc, r = bench(srv.port, ca_pki.ca.cert, "--scenario", "connect", "-c", "1", "-n", "3")
+        assert rc == 1
+        assert r["operations"] == 0 and r["errors"]
+    finally:
+        assert srv.stop() == 0
+    done = [ln for ln in srv.lines() if " done " in ln and "end=terminated" in ln]
+    assert len(done) == 5
+    assert all("tls=TLSv1.3" in ln and "alpn=echo" in ln and "sni=localhost" in ln for ln in done)
+    assert keylog.read_text().count("CLIENT_TRAFFIC_SECRET_0") >= 5
+    assert len([ln for ln in srv.lines() if "client certificate subject=" in ln]) >= 5
+
+
 @pytest.mark.interop
 def test_bench_against_socat_raw_echo(ca_pki: Pki, tmp_path: Path) -> None:
     """socat's OPENSSL-LISTEN with PIPE: a raw echo nobody here wrote."""
