@@ -46,7 +46,7 @@ _EXPORTS = {
     "probe": "tlsecho.probe",
     "EchoServer": "tlsecho.server",
     "serve": "tlsecho.server",
-    "restrict_tls_groups": "tlsecho._launch",
+    "restrict_tls_groups": "tlsecho.groups",
 }
 
 __all__ = [
@@ -96,7 +96,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
-    from tlsecho._launch import restrict_tls_groups
     from tlsecho.certs import CertPair, Pki, make_self_signed, write_pair, write_pki
     from tlsecho.client import EchoClient, EchoResult, send
     from tlsecho.config import DEFAULT_PARTS, ClientConfig, ServerConfig, SniCert
@@ -111,5 +110,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         TlsHandshakeError,
     )
     from tlsecho.framing import LineFraming, NulFraming, RawFraming
+    from tlsecho.groups import restrict_tls_groups
     from tlsecho.probe import ProbeResult, probe
     from tlsecho.server import EchoServer, serve

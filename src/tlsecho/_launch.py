@@ -1,33 +1,14 @@
 """The ``tlsecho`` command's entry point: set OpenSSL up, then run the CLI.
 
-Kept apart from :mod:`tlsecho.cli` so that nothing here imports ``ssl``:
-OpenSSL reads its configuration once, when the ``_ssl`` module loads.
+Kept apart from :mod:`tlsecho.cli` so that nothing here imports ``ssl``
+before :func:`~tlsecho.groups.restrict_tls_groups` has run.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+from tlsecho.groups import restrict_tls_groups
 
-__all__ = ["main", "restrict_tls_groups"]
-
-GROUPS_CONF = Path(__file__).with_name("openssl.cnf")
-
-
-def restrict_tls_groups() -> bool:
-    """Limit key exchange to X25519, P-256 and P-384 (Mozilla's groups).
-
-    Works only before ``ssl`` is first imported in this process, and leaves
-    an ``OPENSSL_CONF`` the user set alone.
-
-    Returns:
-        Whether the restriction will apply.
-    """
-    if "_ssl" in sys.modules or os.environ.get("OPENSSL_CONF"):
-        return False
-    os.environ["OPENSSL_CONF"] = str(GROUPS_CONF)
-    return True
+__all__ = ["main"]
 
 
 def main() -> int:

@@ -34,14 +34,10 @@ from tlsecho.config import (
 from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES
 from tlsecho.logs import TagFormatter, configure
+from tlsecho.net import format_address, raise_fd_limit
 from tlsecho.probe import ProbeResult, probe
-from tlsecho.server import (
-    EchoServer,
-    format_address,
-    new_event_loop_factory,
-    raise_fd_limit,
-    run_until_signalled,
-)
+from tlsecho.run import run_on_loop, run_until_signalled
+from tlsecho.server import EchoServer
 
 __all__ = ["main"]
 
@@ -460,12 +456,6 @@ def _cmd_cert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(loop_name: str, coro_fn: object) -> object:
-    factory = new_event_loop_factory(loop_name)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro_fn)  # type: ignore[arg-type]
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     configure(_level(args), fmt=args.log_format)
     client_auth: ClientAuth = args.client_auth or ("required" if args.client_ca else "none")
@@ -510,7 +500,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         status = run_workers(config, args.workers, args.log_format)
         logging.getLogger("tlsecho.main").info("closing event loop")
         return status
-    _run(config.loop, run_until_signalled(config))
+    run_on_loop(config.loop, run_until_signalled(config))
     logging.getLogger("tlsecho.main").info("closing event loop")
     return 0
 
@@ -570,10 +560,10 @@ def _cmd_send(args: argparse.Namespace) -> int:
             out.write(data)
             out.flush()
 
-        _run(args.loop, client.send(_stdin_chunks(), on_echo=write_out))
+        run_on_loop(args.loop, client.send(_stdin_chunks(), on_echo=write_out))
     else:
         parts = [p.encode("utf-8", "surrogateescape") for p in args.parts] or list(DEFAULT_PARTS)
-        _run(args.loop, client.send(parts))
+        run_on_loop(args.loop, client.send(parts))
         logging.getLogger("tlsecho.main").info("closing event loop")
     return 0
 
@@ -615,7 +605,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         h.setFormatter(TagFormatter())
         h.addFilter(_DemoFilter(want_client))
         root.addHandler(h)
-    _run(args.loop, _demo())
+    run_on_loop(args.loop, _demo())
     logging.getLogger("tlsecho.main").info("closing event loop")
     print("$ tlsecho serve -v --port 0   # server transcript")
     print(buf_server.getvalue(), end="")
@@ -653,7 +643,7 @@ def _cmd_badssl(args: argparse.Namespace) -> int:
             for srv in servers:
                 await srv.aclose()
 
-    _run(args.loop, run())
+    run_on_loop(args.loop, run())
     return 0
 
 

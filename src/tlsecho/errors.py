@@ -5,6 +5,8 @@ Every message is one line a user can act on; the CLI prints ``str(exc)``.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "CertificateError",
     "ConfigError",
@@ -14,6 +16,7 @@ __all__ = [
     "PeerError",
     "TlsEchoError",
     "TlsHandshakeError",
+    "failure_reason",
 ]
 
 
@@ -49,3 +52,23 @@ class TlsHandshakeError(PeerError):
 
 class EchoMismatchError(PeerError):
     """The echo differed from what was sent, or the server closed early."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable, lower-case phrase for why an exchange failed: the one
+    place that turns an ``OSError``, ``ssl.SSLError`` or our own error into
+    the ``reason`` of a log line, a metric label or a bench error kind."""
+    import ssl  # not at import time: tlsecho.groups must run before ssl loads
+
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return (exc.reason or exc.__class__.__name__).lower().replace("_", " ")
+    if isinstance(exc, OSError) and exc.errno:
+        if isinstance(exc, ConnectionResetError):
+            return "reset by peer"
+        if isinstance(exc, BrokenPipeError):
+            return "broken pipe"
+        return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
+    # Our own exceptions (PROXY errors, timeouts) carry a readable message.
+    return str(exc) or exc.__class__.__name__

@@ -11,9 +11,24 @@ import datetime
 import json
 import logging
 import sys
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "TagFormatter", "configure", "get_logger"]
+__all__ = ["JsonFormatter", "TagFormatter", "configure", "connection_message", "get_logger"]
+
+
+def connection_message(fields: Mapping[str, Any]) -> str:
+    """The text of a finished connection's log line, from the same fields as
+    its JSON record (:meth:`tlsecho.connection.ConnectionRecord.as_fields`)."""
+    via = f" via={fields['via']}" if fields["via"] else ""
+    reason = f" reason={fields['reason']!r}" if fields["reason"] else ""
+    return (
+        f"done peer={fields['peer']}{via} tls={fields['tls_version'] or '-'}"
+        f" cipher={fields['cipher'] or '-'} sni={fields['sni'] or '-'}"
+        f" alpn={fields['alpn'] or '-'} in={fields['bytes_in']} out={fields['bytes_out']}"
+        f" discarded={fields['discarded']} duration={fields['duration_s']:.3f}s"
+        f" end={fields['outcome']}{reason}"
+    )
 
 
 class TagFormatter(logging.Formatter):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,6 +18,8 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+
+from tlsecho.connection import ConnectionRecord, Outcome
 
 __all__ = ["Metrics"]
 
@@ -99,18 +100,18 @@ class Metrics:
         self.handshakes.labels(version, cipher).inc()
         self.handshake_duration.observe(seconds)
 
-    def connection_done(self, fields: dict[str, Any]) -> None:
-        """Record a finished connection from its log fields."""
-        outcome = str(fields["outcome"])
-        self.connections.labels(outcome).inc()
-        self.bytes_in.inc(int(fields["bytes_in"]))
-        self.bytes_out.inc(int(fields["bytes_out"]))
-        self.session_duration.observe(float(fields["duration_s"]))
-        if outcome == "handshake-failed":
-            self.handshake_failures.labels(str(fields["reason"] or "closed")).inc()
-        elif outcome == "framing-error":
+    def connection_done(self, record: ConnectionRecord) -> None:
+        """Record a finished connection."""
+        outcome = record.outcome
+        self.connections.labels(str(outcome)).inc()
+        self.bytes_in.inc(record.bytes_in)
+        self.bytes_out.inc(record.bytes_out)
+        self.session_duration.observe(record.duration_s)
+        if outcome is Outcome.HANDSHAKE_FAILED:
+            self.handshake_failures.labels(record.reason or "closed").inc()
+        elif outcome is Outcome.FRAMING_ERROR:
             self.framing_errors.inc()
-        elif outcome == "proxy-error":
+        elif outcome is Outcome.PROXY_ERROR:
             self.proxy_errors.inc()
 
     def reload(self, ok: bool) -> None:

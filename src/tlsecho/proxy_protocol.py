@@ -80,6 +80,14 @@ class ProxyHeader:
             parts.append(f"{name}={text}")
         return ",".join(parts)
 
+    def describe(self, source: str, via: str) -> str:
+        """``PROXY v2 PROXY TCP4 from 192.0.2.1:5000 via 127.0.0.1:4000 tlvs=...``
+        for the debug log, given the source and the TCP peer as text."""
+        tlvs = self.tlv_summary()
+        return f"PROXY v{self.version} {self.command} {self.family} from {source} via {via}" + (
+            f" tlvs={tlvs}" if tlvs else ""
+        )
+
 
 class ProxyParser:
     """Incremental parser for one PROXY header.

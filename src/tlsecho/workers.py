@@ -26,6 +26,7 @@ from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
 from tlsecho.errors import TlsEchoError
 from tlsecho.logs import configure, get_logger
+from tlsecho.net import bind_all, format_address
 from tlsecho.tls import build_server_tls
 
 __all__ = ["run_workers"]
@@ -38,8 +39,8 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: 
     multiprocessing Event) is set once it listens."""
     import asyncio
 
-    from tlsecho._launch import restrict_tls_groups
-    from tlsecho.server import new_event_loop_factory, run_until_signalled
+    from tlsecho.groups import restrict_tls_groups
+    from tlsecho.run import new_event_loop_factory, run_until_signalled
 
     restrict_tls_groups()
     configure(level, fmt=fmt)
@@ -58,13 +59,11 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: 
 def _reserve_ports(config: ServerConfig) -> tuple[ServerConfig, list[socket.socket]]:
     """Reserve every port (port 0 becomes a real one) with bound, never
     listening, SO_REUSEPORT sockets: a port in use fails here, once."""
-    from tlsecho.server import _bind
-
     listen: list[tuple[str, int]] = []
     held: list[socket.socket] = []
     try:
         for host, port in config.endpoints:
-            socks = _bind(host, port, reuse_port=True, listen=False)
+            socks = bind_all(host, port, reuse_port=True, listen=False)
             held += socks
             listen.append((host, socks[0].getsockname()[1]))
     except BaseException:
@@ -127,7 +126,6 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
             start(i)
         if config.metrics is not None and metrics_dir is not None:
             from tlsecho.metrics import serve_multiprocess
-            from tlsecho.server import format_address
 
             where = serve_multiprocess(*config.metrics, metrics_dir)
             log.info("metrics on http://%s/metrics (all workers)", format_address(where))

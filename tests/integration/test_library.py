@@ -20,7 +20,7 @@ from tlsecho import (
     serve,
 )
 from tlsecho.certs import CertPair
-from tlsecho.server import new_event_loop_factory
+from tlsecho.run import new_event_loop_factory
 
 
 def run(loop_name: str, coro: Callable[[], Coroutine[Any, Any, None]]) -> None:

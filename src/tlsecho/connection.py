@@ -1,0 +1,169 @@
+"""One connection's vocabulary: its states and the allowed changes, how it
+can end, what it leaves behind, and what it needs of its server.
+
+An engine (:mod:`tlsecho.engines`) moves the bytes and follows these rules;
+the server, the logs and the metrics read the :class:`ConnectionRecord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from tlsecho.config import ServerConfig
+from tlsecho.deadlines import Limits
+from tlsecho.errors import failure_reason
+from tlsecho.framing import Framing
+from tlsecho.net import Address, format_address
+from tlsecho.tls import ServerTLS
+
+__all__ = ["TRANSITIONS", "ConnectionOwner", "ConnectionRecord", "Outcome", "State"]
+
+
+class State(enum.Enum):
+    """Where a connection is; :data:`TRANSITIONS` says where it may go next."""
+
+    PROXY = "proxy"  # reading the PROXY header, before TLS
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"  # flushing the echo, then sending close_notify
+    DRAINING = "draining"  # close_notify sent (or handshake refused): discard until EOF
+    CLOSED = "closed"
+
+
+#: Every allowed state change, in one place (as h11's ``_state.py``).
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PROXY: frozenset({State.HANDSHAKE, State.CLOSED}),
+    # A refused handshake lingers (DRAINING) so the client reads our alert.
+    State.HANDSHAKE: frozenset({State.OPEN, State.DRAINING, State.CLOSED}),
+    State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
+    State.CLOSING: frozenset({State.DRAINING, State.CLOSED}),
+    State.DRAINING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+class Outcome(enum.StrEnum):
+    """How a connection ended: the ``end=`` of its log line, the ``outcome``
+    of its JSON record and the label of ``tlsecho_connections_total``."""
+
+    TERMINATED = "terminated"
+    """The client ended its message with a NUL (mode ``nul``)."""
+    EOF = "eof"
+    """The client closed (close_notify, or TCP close noted in ``reason``)."""
+    FRAMING_ERROR = "framing-error"
+    """The framing refused the input (a line over ``--max-line``)."""
+    PROXY_ERROR = "proxy-error"
+    """A missing, malformed or slow PROXY header."""
+    HANDSHAKE_FAILED = "handshake-failed"
+    """The TLS handshake failed or timed out."""
+    ALPN_REFUSED = "alpn-refused"
+    """No ALPN protocol in common, with ``--alpn-required``."""
+    IDLE_TIMEOUT = "idle-timeout"
+    """No byte either way for ``--idle-timeout``."""
+    SESSION_TIMEOUT = "session-timeout"
+    """Open for ``--max-session``."""
+    SERVER_SHUTDOWN = "server-shutdown"
+    """The server stopped while the connection was open."""
+    ERROR = "error"
+    """A socket error while open."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """What a finished connection leaves: one log line, one JSON record, the metrics."""
+
+    peer: str
+    """The client (the PROXY header's source when there is one)."""
+    via: str | None
+    """The address the TCP connection came from, when a PROXY header named another."""
+    tls_version: str | None
+    cipher: str | None
+    sni: str | None
+    alpn: str | None
+    client_cert: str | None
+    """The client certificate's subject, when one was presented."""
+    bytes_in: int
+    """Plaintext bytes received."""
+    bytes_out: int
+    """Echo bytes OpenSSL took: what really went out, never what was meant to."""
+    discarded: int
+    """Bytes received after the end of the message."""
+    duration_s: float
+    outcome: Outcome
+    reason: str | None
+    """Why it ended badly, in a short stable phrase (None when it did not)."""
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        peer: Address,
+        real_peer: Address,
+        tls: tuple[str, str, str, str],
+        client_cert: str | None,
+        framing: Framing,
+        written: int,
+        duration: float,
+        outcome: Outcome | None,
+        exc: BaseException | None,
+        ragged: bool,
+    ) -> ConnectionRecord:
+        """The record of a connection that has just closed.
+
+        Args:
+            tls: version, cipher, SNI and ALPN, each ``"-"`` when unknown.
+            written: echo bytes that really went out (may be below
+                ``framing.bytes_out`` when the close cut the echo short).
+            outcome: how it ended, when the engine knows; else ``eof`` or
+                ``error`` from ``exc``.
+            exc: what ended it, when something went wrong.
+            ragged: the peer closed TCP without close_notify.
+        """
+        if outcome is None:
+            outcome = Outcome.EOF if exc is None else Outcome.ERROR
+        reason = failure_reason(exc) if exc is not None else None
+        if ragged and reason is None:
+            reason = "closed without close_notify"
+        if written < framing.bytes_out and reason is None:
+            # The log says what really went out, never what was meant to.
+            reason = f"echo cut short: {framing.bytes_out - written} bytes not sent"
+        version, cipher, sni, alpn = (None if v == "-" else v for v in tls)
+        return cls(
+            peer=format_address(peer),
+            via=format_address(real_peer) if peer != real_peer else None,
+            tls_version=version,
+            cipher=cipher,
+            sni=sni,
+            alpn=alpn,
+            client_cert=client_cert,
+            bytes_in=framing.bytes_in,
+            bytes_out=written,
+            discarded=framing.discarded,
+            duration_s=round(duration, 6),
+            outcome=outcome,
+            reason=reason,
+        )
+
+    def as_fields(self) -> dict[str, Any]:
+        """The JSON log record's keys (``event`` first)."""
+        return {"event": "connection", **asdict(self), "outcome": str(self.outcome)}
+
+
+class ConnectionOwner(Protocol):
+    """What a connection needs of its server."""
+
+    config: ServerConfig
+    metrics: Any
+    hard_closing: bool
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def tls(self) -> ServerTLS: ...
+    @property
+    def limits(self) -> Limits: ...
+    def watch_deadlines(self) -> None: ...
+    def connection_lost(self, conn: Any, record: ConnectionRecord) -> None: ...

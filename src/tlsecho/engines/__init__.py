@@ -1,0 +1,4 @@
+"""How bytes move between a socket, TLS and the sans-IO cores.
+
+Today one engine: :mod:`tlsecho.engines.sslsocket` (OpenSSL on the socket).
+"""

@@ -1,0 +1,102 @@
+"""Running a server in a process: the event loop, signals, the stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from tlsecho.config import ServerConfig
+from tlsecho.errors import ConfigError, failure_reason
+from tlsecho.logs import get_logger
+from tlsecho.server import EchoServer
+
+__all__ = ["new_event_loop_factory", "run_on_loop", "run_until_signalled"]
+
+log_main = get_logger("main")
+
+T = TypeVar("T")
+
+
+def new_event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The loop factory for ``--loop``: ``auto`` prefers uvloop when installed.
+
+    Raises:
+        ConfigError: ``uvloop`` asked for and not installed.
+    """
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ConfigError(
+                    "--loop uvloop: uvloop is not installed (pip install uvloop)"
+                ) from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def run_on_loop(loop_name: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a new loop of that name."""
+    with asyncio.Runner(loop_factory=new_event_loop_factory(loop_name)) as runner:
+        return runner.run(coro)
+
+
+def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One line for a peer's or the network's error; a traceback only for our bugs."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError):  # ssl.SSLError included
+        log_main.warning("%s: %s", context.get("message", "error"), failure_reason(exc))
+    else:
+        loop.default_exception_handler(context)
+
+
+async def run_until_signalled(
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[EchoServer], None] | None = None,
+    worker: bool = False,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then close every connection and return.
+
+    Signal handlers only set an event or call a method on the loop; a second
+    SIGINT/SIGTERM aborts the connections still open. SIGHUP reloads.
+
+    Args:
+        config: the server's configuration.
+        on_ready: called once the server listens.
+        worker: one of several processes on the same port (SO_REUSEPORT;
+            the supervisor serves the metrics).
+
+    Raises:
+        CertificateError, ListenError: start-up failed.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_exception_handler)
+    stop = asyncio.Event()
+    server = EchoServer(config)
+    if worker:
+        server.reuse_port = True
+        server.serve_metrics = False
+
+    def on_stop_signal() -> None:
+        if stop.is_set():
+            log_main.info("second signal: closing every connection now")
+            server.abort_all()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_stop_signal)  # runs on the loop, not in the handler
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    try:
+        await server.start()
+        if on_ready is not None:
+            on_ready(server)
+        await stop.wait()
+        log_main.info("closing server")
+        await server.aclose(drain_timeout=config.drain_timeout)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
