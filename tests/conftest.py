@@ -107,12 +107,14 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
     prefix: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = tuple(TLSECHO),
 ) -> ServerProcess:
     """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens.
 
-    ``prefix`` runs it under another command (``prlimit --nofile=40:40``).
+    ``prefix`` runs it under another command (``prlimit --nofile=40:40``);
+    ``launcher`` is the command that is ``tlsecho`` (``python -m tlsecho``).
     """
-    cmd = [*prefix, *TLSECHO, "serve", "--host", host, "--port", "0", *args]
+    cmd = [*prefix, *launcher, "serve", "--host", host, "--port", "0", *args]
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

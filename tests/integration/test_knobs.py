@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -632,3 +633,20 @@ def test_key_exchange_groups(run_server: StartServer, ca_pki: Pki, group: str, o
     srv = run_server(*pki_args(ca_pki))
     p = s_client(srv.port, "-groups", group, "-quiet", "-CAfile", str(ca_pki.ca.cert))
     assert (p.stdout == b"hello") is ok, p.stderr
+
+
+@pytest.mark.parametrize(("group", "ok"), [("X25519", True), ("X448", False)])
+def test_groups_restricted_when_openssl_loaded_first(
+    ca_pki: Pki, group: str, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenSSL reads its configuration once, when _ssl or _hashlib loads: a
+    process that imported hashlib before tlsecho's entry point (a
+    sitecustomize, a coverage hook) still gets Mozilla's groups only."""
+    monkeypatch.delenv("OPENSSL_CONF", raising=False)
+    code = "import hashlib, sys; from tlsecho._launch import main; sys.exit(main())"
+    srv = start_server(*pki_args(ca_pki), launcher=(sys.executable, "-c", code))
+    try:
+        p = s_client(srv.port, "-groups", group, "-quiet", "-CAfile", str(ca_pki.ca.cert))
+        assert (p.stdout == b"hello") is ok, p.stderr
+    finally:
+        assert srv.stop() == 0
