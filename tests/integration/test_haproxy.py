@@ -90,10 +90,10 @@ def test_systemd_unit() -> None:
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= 20  # drain (10 s) + TLS close (10 s)
     # ExecStart is a valid tlsecho command line.
-    from tlsecho.cli import _parser
+    from tlsecho.cli import build_parser
 
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/tlsecho")
-    args = _parser().parse_args(argv[1:])
+    args = build_parser().parse_args(argv[1:])
     assert args.command == "serve"
     assert args.listen == ["127.0.0.1:10000", "[::1]:10000"]

@@ -1,0 +1,54 @@
+"""``tlsecho``: parse arguments, build config objects, call the library.
+
+Only this package prints and chooses exit codes: 0 success, 1 a reported
+error (one line on stderr), 2 a usage error. One module per subcommand, each
+with ``add_parser(subparsers)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from tlsecho import __version__
+from tlsecho.cli import badssl, bench, cert, demo, probe, send, serve
+from tlsecho.errors import TlsEchoError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tlsecho`` argument parser, every subcommand included."""
+    parser = argparse.ArgumentParser(
+        prog="tlsecho",
+        description="TLS echo server, client and certificate tool.",
+    )
+    parser.add_argument("--version", action="version", version=f"tlsecho {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (cert, serve, send, badssl, bench, probe, demo):
+        module.add_parser(sub)
+    return parser
+
+
+_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "cert": cert.run,
+    "serve": serve.run,
+    "send": send.run,
+    "demo": demo.run,
+    "probe": probe.run,
+    "badssl": badssl.run,
+    "bench": bench.run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tlsecho`` command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _RUN[args.command](args)
+    except TlsEchoError as exc:
+        print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

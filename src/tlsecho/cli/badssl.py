@@ -1,0 +1,70 @@
+"""``tlsecho badssl``: one echo listener per broken TLS property."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+from tlsecho.badssl import endpoint_configs
+from tlsecho.certs import default_cert_dir, write_pki
+from tlsecho.cli.common import add_logging, add_loop, level
+from tlsecho.config import ServerConfig
+from tlsecho.logs import configure
+from tlsecho.run import run_on_loop
+from tlsecho.server import EchoServer
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    b: argparse.ArgumentParser = sub.add_parser(
+        "badssl", help="one echo listener per broken TLS property, on consecutive ports"
+    )
+    b.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    b.add_argument(
+        "--port", type=int, default=10443, help="first port (default: %(default)s; 0: free ports)"
+    )
+    b.add_argument(
+        "--out",
+        type=Path,
+        help="directory for the PKI (default: a 'badssl' folder in the per-user data directory)",
+    )
+    add_loop(b)
+    add_logging(b)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure(level(args), fmt=args.log_format)
+    out = args.out or default_cert_dir() / "badssl"
+    out.mkdir(parents=True, exist_ok=True)
+    pki = write_pki(out, bad=True, force=True)
+    base = ServerConfig(host=args.host, loop=args.loop)
+    configs = endpoint_configs(pki, base, args.port)
+    servers = [EchoServer(cfg) for _, cfg in configs]
+
+    async def serve_all() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            for srv in servers:
+                await srv.start()
+            width = max(len(ep.name) for ep, _ in configs)
+            print(f"bad TLS endpoints on {args.host}; trust {pki.ca.cert}")
+            print(f"  {'port':>5}  {'property':<{width}}  a correct client must")
+            for (ep, _), srv in zip(configs, servers, strict=True):
+                print(f"  {srv.port:>5}  {ep.name:<{width}}  {ep.expect}")
+            print(f"client certificate: {pki.client.cert} (key {pki.client.key})", flush=True)
+            await stop.wait()
+        finally:
+            for srv in servers:
+                await srv.aclose()
+
+    run_on_loop(args.loop, serve_all())
+    return 0

@@ -1,0 +1,103 @@
+"""``tlsecho cert``: a key and a self-signed certificate, or a small PKI."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tlsecho.certs import write_pair, write_pki
+from tlsecho.cli.common import csv, default_arg
+from tlsecho.errors import ConfigError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    c: argparse.ArgumentParser = sub.add_parser(
+        "cert", help="make a key and a self-signed certificate, or a small PKI (--ca)"
+    )
+    c.add_argument(
+        "--key-type",
+        choices=["ecdsa", "rsa"],
+        default=default_arg(write_pki, "key_type"),
+        help="default: %(default)s (P-256)",
+    )
+    c.add_argument(
+        "--rsa-bits",
+        type=int,
+        default=default_arg(write_pki, "rsa_bits"),
+        help="RSA key size (default: %(default)s)",
+    )
+    c.add_argument(
+        "--days",
+        type=int,
+        default=default_arg(write_pki, "days"),
+        help="validity in days (default: %(default)s)",
+    )
+    c.add_argument(
+        "--hosts",
+        type=csv,
+        default=default_arg(write_pki, "hosts"),
+        help="comma-separated subjectAltName entries (default: localhost,127.0.0.1,::1)",
+    )
+    c.add_argument(
+        "--out", type=Path, default=Path("."), help="directory to write the files to (default: .)"
+    )
+    c.add_argument("--force", action="store_true", help="overwrite existing files")
+    c.add_argument(
+        "--ca",
+        action="store_true",
+        help="make a CA and, signed by it, a server and a client certificate",
+    )
+    c.add_argument(
+        "--client-name",
+        default=default_arg(write_pki, "client_name"),
+        help="client certificate's common name, with --ca (default: %(default)s)",
+    )
+    c.add_argument(
+        "--bad",
+        action="store_true",
+        help="with --ca: also expired, not-yet-valid, wrong-host, self-signed and "
+        "unknown-CA certificates",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    common: dict[str, Any] = {
+        "hosts": list(args.hosts),
+        "key_type": args.key_type,
+        "rsa_bits": args.rsa_bits,
+    }
+    if args.bad and not args.ca:
+        raise ConfigError("--bad goes with --ca (the bad certificates are relative to the CA)")
+    if not args.ca:
+        pair = write_pair(args.out, days=args.days, force=args.force, **common)
+        print(f"wrote certificate {pair.cert}")
+        print(f"wrote key {pair.key} (mode 0600)")
+        print(f"serve with: tlsecho serve --cert {pair.cert} --key {pair.key}")
+        print(f"send with:  tlsecho send --cafile {pair.cert}")
+        return 0
+    pki = write_pki(
+        args.out,
+        days=args.days,
+        force=args.force,
+        bad=args.bad,
+        client_name=args.client_name,
+        **common,
+    )
+    rows = pki.index()
+    width = max(len(name) for name, _, _ in rows)
+    print(f"wrote to {args.out} (each .crt with its .key, keys mode 0600):")
+    for name, what, do in rows:
+        must = f"; a correct peer must {do}" if do.startswith("reject") else ""
+        print(f"  {name:<{width}}  {what}{must}")
+    print(
+        f"serve with: tlsecho serve --cert {pki.server.cert} --key {pki.server.key}"
+        f" --client-ca {pki.ca.cert}"
+    )
+    print(
+        f"send with:  tlsecho send --cafile {pki.ca.cert}"
+        f" --cert {pki.client.cert} --key {pki.client.key}"
+    )
+    return 0

@@ -1,0 +1,179 @@
+"""Options shared by several subcommands, and how arguments become configs.
+
+Defaults come from the config dataclasses (:func:`default`); help texts show
+them with ``%(default)s``, so there is no second copy of a default here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tlsecho.config import ClientConfig
+from tlsecho.framing import MODES
+
+__all__ = [
+    "add_client_tls",
+    "add_endpoint",
+    "add_logging",
+    "add_loop",
+    "add_mode",
+    "add_versions",
+    "client_config",
+    "config_from_args",
+    "csv",
+    "default",
+    "default_arg",
+    "level",
+    "seconds_or_off",
+    "workers",
+]
+
+C = TypeVar("C")
+
+
+def default(cls: type[Any], name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``cls``."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(f"{cls.__name__} has no default for {name}")
+
+
+def default_arg(func: Callable[..., Any], name: str) -> Any:
+    """The default of the keyword argument ``name`` of ``func``."""
+    return inspect.signature(func).parameters[name].default
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
+    """Build the dataclass ``cls`` from the arguments named like its fields
+    (``dest=`` matches the field name); ``overrides`` take precedence."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(overrides)
+    return cls(**values)
+
+
+def add_logging(p: argparse.ArgumentParser, default_level: str = "info") -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging: the original transcript lines"
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    g.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help=f"log level (default: {default_level})",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text (the original's 'name: message'; default) or one JSON object per line",
+    )
+
+
+def level(args: argparse.Namespace, default_level: str = "info") -> str:
+    """The log level that -v, -q and --log-level ask for."""
+    if args.verbose:
+        return "DEBUG"
+    if args.quiet:
+        return "WARNING"
+    return str(args.log_level or default_level).upper()
+
+
+def add_endpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host",
+        default=default(ClientConfig, "host"),
+        help="host name or address (default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=default(ClientConfig, "port"),
+        help="TCP port (default: %(default)s)",
+    )
+
+
+def add_loop(p: argparse.ArgumentParser, default_loop: str = "auto") -> None:
+    what = "auto = uvloop when installed" if default_loop == "auto" else default_loop
+    p.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default=default_loop,
+        help=f"event loop (default: {what})",
+    )
+
+
+def csv(text: str) -> tuple[str, ...]:
+    """``a, b,c`` to ``("a", "b", "c")``."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def workers(text: str) -> int:
+    """``N`` or ``auto`` (one per CPU)."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', not {text!r}") from None
+
+
+def seconds_or_off(text: str) -> float | None:
+    """Seconds, 0 meaning never."""
+    value = float(text)
+    return None if value == 0 else value
+
+
+def add_mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default=default(ClientConfig, "mode"),
+        help="framing: nul (the original: a message ended by a NUL byte; default), "
+        "line (each line echoed whole) or raw (every byte, until the peer closes)",
+    )
+
+
+def add_versions(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-version", choices=["1.2", "1.3"], help="lowest TLS version")
+    p.add_argument("--max-version", choices=["1.2", "1.3"], help="highest TLS version")
+    p.add_argument("--alpn", type=csv, default=(), metavar="P1,P2", help="ALPN protocols to offer")
+    p.add_argument(
+        "--keylog",
+        type=Path,
+        help="append TLS secrets in NSS key log format for Wireshark (default: $SSLKEYLOGFILE)",
+    )
+
+
+def add_client_tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cafile",
+        type=Path,
+        help="trusted PEM certificates "
+        "(default: the system store and the server's default certificate)",
+    )
+    p.add_argument(
+        "--servername",
+        dest="server_hostname",
+        help="name for SNI and the certificate check (default: the host)",
+    )
+    p.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
+    p.add_argument("--key", type=Path, help="private key for --cert")
+    add_versions(p)
+
+
+def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
+    """The ClientConfig of send, bench and probe, from the options of
+    :func:`add_client_tls` and those named like ClientConfig's fields."""
+    return config_from_args(ClientConfig, args, **overrides)

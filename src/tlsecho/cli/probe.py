@@ -1,0 +1,97 @@
+"""``tlsecho probe``: connect and report what was negotiated."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tlsecho.cli.common import add_client_tls, client_config, default
+from tlsecho.config import ClientConfig, parse_listen
+from tlsecho.net import format_address
+from tlsecho.probe import ProbeResult, probe
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    pr: argparse.ArgumentParser = sub.add_parser(
+        "probe", help="connect and report what was negotiated"
+    )
+    pr.add_argument(
+        "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
+    )
+    add_client_tls(pr)
+    # Not ClientConfig.insecure: probe always verifies, and reports the result.
+    pr.add_argument(
+        "--insecure",
+        dest="exit_zero",
+        action="store_true",
+        help="exit 0 even when verification fails",
+    )
+    pr.add_argument(
+        "--no-resume", action="store_true", help="do not reconnect to test session resumption"
+    )
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument(
+        "--timeout",
+        type=float,
+        default=default(ClientConfig, "timeout"),
+        help="seconds (default: %(default)g)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    host, port = parse_listen(args.target, default_port=10000, what="probe")
+    config = client_config(args, host=host, port=port)
+    result = probe(config, resume=not args.no_resume)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        _print_probe(result)
+    if result.verify_error and not args.exit_zero:
+        print(f"tlsecho probe: error: {result.verify_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_probe(r: ProbeResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    verify = "ok" if r.verified else f"FAILED: {r.verify_error}"
+    rows = [
+        ("TLS version", r.tls_version),
+        ("cipher", f"{r.cipher} ({r.cipher_bits} bits)"),
+        ("key exchange group", r.group or "n/a (this Python cannot tell)"),
+        ("ALPN", r.alpn or "none"),
+        ("SNI sent", r.server_name or "none"),
+        ("resumption", {None: "not tried", True: "yes", False: "no"}[r.resumed]),
+        ("verification", verify),
+        ("TCP connect", f"{r.connect_ms:.1f} ms"),
+        ("TLS handshake", f"{r.handshake_ms:.1f} ms"),
+    ]
+    for k, v in rows:
+        summary.add_row(k, v)
+    console.print(summary)
+    for i, c in enumerate(r.chain):
+        what = "server certificate" if i == 0 else f"chain certificate {i}"
+        cert = Table(title=what, show_header=False)
+        cert.add_column(style="bold")
+        cert.add_column()
+        for k, v in (
+            ("subject", c.subject),
+            ("issuer", c.issuer),
+            ("SANs", ", ".join(c.sans) or "none"),
+            ("valid", f"{c.not_before[:10]} to {c.not_after[:10]} ({c.days_left} days left)"),
+            ("key", c.key),
+            ("signature", c.signature_algorithm),
+            ("SHA-256", c.sha256),
+        ):
+            cert.add_row(k, v)
+        console.print(cert)

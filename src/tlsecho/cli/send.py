@@ -1,0 +1,94 @@
+"""``tlsecho send``: the original example's client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tlsecho.cli.common import (
+    add_client_tls,
+    add_endpoint,
+    add_logging,
+    add_loop,
+    add_mode,
+    client_config,
+    default,
+    level,
+)
+from tlsecho.client import EchoClient
+from tlsecho.config import DEFAULT_PARTS, ClientConfig
+from tlsecho.logs import configure
+from tlsecho.run import run_on_loop
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    d: argparse.ArgumentParser = sub.add_parser(
+        "send", help="send a message in parts and verify the echo"
+    )
+    d.add_argument(
+        "parts",
+        nargs="*",
+        metavar="PART",
+        help="message parts, written one by one (default: the original three); "
+        "'-' reads stdin and writes the echo to stdout",
+    )
+    add_endpoint(d)
+    add_mode(d)
+    add_client_tls(d)
+    d.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
+    d.add_argument(
+        "--proxy-header",
+        choices=["v1", "v2"],
+        help="send an HAProxy PROXY header before the handshake",
+    )
+    d.add_argument(
+        "--timeout",
+        type=float,
+        default=default(ClientConfig, "timeout"),
+        help="seconds for the whole exchange (default: %(default)g)",
+    )
+    # A client: the stdlib loop by default (a uvloop client lost a record once, BENCHMARKS.md).
+    add_loop(d, "asyncio")
+    add_logging(d)
+
+
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    stdin = sys.stdin.buffer
+    read1 = getattr(stdin, "read1", stdin.read)
+    while True:
+        chunk: bytes = await asyncio.to_thread(read1, 65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+def run(args: argparse.Namespace) -> int:
+    from_stdin = args.parts == ["-"]
+    # With '-' the echo goes to stdout, so the transcript is off unless asked for.
+    configure(level(args, "warning" if from_stdin else "info"), fmt=args.log_format)
+    config = client_config(args)
+    if config.insecure:
+        print(
+            "tlsecho send: warning: --insecure: the server's certificate is not verified",
+            file=sys.stderr,
+        )
+    client = EchoClient(config)
+    if from_stdin:
+        out = sys.stdout.buffer
+
+        def write_out(data: bytes) -> None:
+            out.write(data)
+            out.flush()
+
+        run_on_loop(args.loop, client.send(_stdin_chunks(), on_echo=write_out))
+    else:
+        parts = [p.encode("utf-8", "surrogateescape") for p in args.parts] or list(DEFAULT_PARTS)
+        run_on_loop(args.loop, client.send(parts))
+        logging.getLogger("tlsecho.main").info("closing event loop")
+    return 0

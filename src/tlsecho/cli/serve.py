@@ -1,0 +1,196 @@
+"""``tlsecho serve``: the TLS echo server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tlsecho.cli.common import (
+    add_endpoint,
+    add_logging,
+    add_loop,
+    add_mode,
+    add_versions,
+    config_from_args,
+    default,
+    level,
+    seconds_or_off,
+    workers,
+)
+from tlsecho.config import ServerConfig, parse_listen, parse_sni
+from tlsecho.errors import ConfigError
+from tlsecho.logs import configure
+from tlsecho.net import raise_fd_limit
+from tlsecho.run import run_on_loop, run_until_signalled
+
+__all__ = ["add_parser", "run"]
+
+
+def _d(name: str) -> Any:
+    return default(ServerConfig, name)
+
+
+def add_parser(sub: Any) -> None:
+    s: argparse.ArgumentParser = sub.add_parser("serve", help="run the TLS echo server")
+    add_endpoint(s)
+    s.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="listen here (repeatable; IPv6 as [ADDRESS]:PORT); replaces --host/--port",
+    )
+    add_mode(s)
+    s.add_argument(
+        "--max-line",
+        type=int,
+        default=_d("max_line"),
+        help="longest line in --mode line, newline included (default: %(default)s)",
+    )
+    s.add_argument(
+        "--cert",
+        type=Path,
+        help="PEM certificate (default: a per-user certificate made on first use)",
+    )
+    s.add_argument("--key", type=Path, help="PEM private key for --cert")
+    s.add_argument(
+        "--key-password",
+        default=os.environ.get("TLSECHO_KEY_PASSWORD"),
+        help="password of an encrypted key (or set TLSECHO_KEY_PASSWORD)",
+    )
+    s.add_argument(
+        "--tls-profile",
+        dest="profile",
+        choices=["intermediate", "modern"],
+        default=_d("profile"),
+        help="Mozilla server-side TLS: intermediate (1.2 and 1.3) or modern (1.3) "
+        "(default: %(default)s)",
+    )
+    add_versions(s)
+    s.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 (default: the profile's)")
+    s.add_argument(
+        "--alpn-required",
+        action="store_true",
+        help="refuse a client with no ALPN protocol in common",
+    )
+    s.add_argument(
+        "--session-tickets",
+        type=int,
+        help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0 disables)",
+    )
+    s.add_argument("--client-ca", type=Path, help="CA certificates for client certificates (mTLS)")
+    s.add_argument(
+        "--client-auth",
+        choices=["none", "optional", "required"],
+        help="client certificates (default: required with --client-ca, else none)",
+    )
+    s.add_argument(
+        "--sni",
+        action="append",
+        default=[],
+        metavar="NAME=CERT:KEY",
+        help="serve CERT to clients asking for NAME (repeatable; wildcards like *.example.test)",
+    )
+    s.add_argument(
+        "--proxy-protocol",
+        choices=["off", "v1", "v2", "any"],
+        default=_d("proxy_protocol"),
+        help="read an HAProxy PROXY header before the handshake (default: %(default)s)",
+    )
+    s.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="poll the certificate files and reload when they change (SIGHUP always reloads)",
+    )
+    s.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=_d("handshake_timeout"),
+        help="seconds for the PROXY header and the handshake (default: %(default)g)",
+    )
+    s.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=_d("shutdown_timeout"),
+        help="seconds for flushing and the TLS close (default: %(default)g)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=seconds_or_off,
+        default=_d("idle_timeout"),
+        metavar="SECONDS",
+        help="close a session with no bytes either way for this long "
+        "(default: %(default)g; 0: never)",
+    )
+    s.add_argument(
+        "--max-session",
+        type=seconds_or_off,
+        default=_d("max_session"),
+        metavar="SECONDS",
+        help="close a session this long after its handshake (default: never)",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="stop accepting while N connections are open "
+        "(default: the file-descriptor limit less 64)",
+    )
+    s.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        metavar="N",
+        help="N server processes on the same port "
+        "(SO_REUSEPORT; default: %(default)s; auto: one per CPU)",
+    )
+    s.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    s.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_d("drain_timeout"),
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time open sessions get to finish (default: %(default)g); "
+        "a second signal stops at once",
+    )
+    add_loop(s, _d("loop"))
+    add_logging(s)
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """The ServerConfig that ``serve``'s arguments describe (field by field
+    where the option is named like the field)."""
+    return config_from_args(
+        ServerConfig,
+        args,
+        listen=tuple(parse_listen(x) for x in args.listen),
+        sni=tuple(parse_sni(x) for x in args.sni),
+        client_auth=args.client_auth or ("required" if args.client_ca else "none"),
+        metrics=parse_listen(args.metrics, what="--metrics") if args.metrics else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure(level(args), fmt=args.log_format)
+    config = build_config(args)
+    # Each connection is a descriptor: allow as many as the hard limit does.
+    raise_fd_limit()
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1:
+        from tlsecho.workers import run_workers
+
+        status = run_workers(config, args.workers, args.log_format)
+        logging.getLogger("tlsecho.main").info("closing event loop")
+        return status
+    run_on_loop(config.loop, run_until_signalled(config))
+    logging.getLogger("tlsecho.main").info("closing event loop")
+    return 0
