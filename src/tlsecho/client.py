@@ -30,7 +30,7 @@ from tlsecho.errors import (
 )
 from tlsecho.framing import NUL
 from tlsecho.logs import get_logger
-from tlsecho.proxy_protocol import build_v1, build_v2
+from tlsecho.proxy_protocol import build_header
 from tlsecho.tls import client_context
 
 __all__ = ["EchoClient", "EchoResult", "send"]
@@ -149,7 +149,7 @@ class _Verifier:
         self.offset += n
 
 
-async def _connect_with_proxy_header(config: ClientConfig) -> socket.socket:
+async def _connect_with_proxy_header(config: ClientConfig, version: str) -> socket.socket:
     """A connected TCP socket that has sent a PROXY header for itself."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
@@ -164,8 +164,7 @@ async def _connect_with_proxy_header(config: ClientConfig) -> socket.socket:
             last = exc
             continue
         src, dst = sock.getsockname()[:2], sock.getpeername()[:2]
-        header = build_v1(src, dst) if config.proxy_header == "v1" else build_v2(src, dst)
-        await loop.sock_sendall(sock, header)
+        await loop.sock_sendall(sock, build_header(version, src, dst))
         return sock
     raise last or OSError(f"no address for {config.host}")
 
@@ -223,7 +222,7 @@ class EchoClient:
         name = cfg.server_hostname or cfg.host
         try:
             if cfg.proxy_header is not None:
-                sock = await _connect_with_proxy_header(cfg)
+                sock = await _connect_with_proxy_header(cfg, cfg.proxy_header)
                 return await asyncio.open_connection(
                     sock=sock, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
                 )

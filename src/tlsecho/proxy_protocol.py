@@ -23,6 +23,7 @@ __all__ = [
     "ProxyHeader",
     "ProxyParser",
     "ProxyProtocolError",
+    "build_header",
     "build_v1",
     "build_v2",
 ]
@@ -299,3 +300,9 @@ def build_v2(
     for t, v in tlvs:
         body += struct.pack("!BH", t, len(v)) + v
     return V2_SIGNATURE + struct.pack("!BBH", ver_cmd, fam, len(body)) + body
+
+
+def build_header(version: str, source: Address, destination: Address) -> bytes:
+    """The PROXY header a client sends for its own TCP connection: ``version``
+    is ``v1`` or ``v2`` (as ``--proxy-header`` takes it)."""
+    return build_v1(source, destination) if version == "v1" else build_v2(source, destination)

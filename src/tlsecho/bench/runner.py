@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tlsecho.bench.engine import Stats, Worker, WorkerSpec
 from tlsecho.bench.histogram import Histogram
+from tlsecho.bench.scenarios import make_slot
 from tlsecho.config import ClientConfig
 from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.tls import client_context
@@ -194,7 +195,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "openssl": ssl.OPENSSL_VERSION,
-        "client_engine": "epoll + ssl.SSLSocket",
+        "client_engine": "epoll + TLS over memory BIOs (ssl.SSLObject)",
         "platform": platform.platform(),
         "cpu": cpu,
         "cpus": os.cpu_count(),
@@ -266,7 +267,7 @@ def _worker(
             errors = sum(stats.errors.values())
             out.put(("progress", index, stats.ops, errors, stats.mismatched, p99))
 
-    worker = Worker(spec, ctx, measure_from, stop_at, progress)
+    worker = Worker(spec, ctx, measure_from, stop_at, make_slot, progress)
     out.put(("done", index, worker.run().as_dict()))
 
 
