@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import Pki
+from tlsecho.certs import BAD_KINDS, Pki
 from tlsecho.config import ServerConfig
 
 __all__ = ["ENDPOINTS", "Endpoint", "endpoint_configs"]
@@ -32,12 +32,9 @@ class Endpoint:
     """ServerConfig fields to set."""
 
 
+#: Every bad server certificate (certs.BAD_KINDS), then the policies.
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("expired", "refuse: certificate has expired", cert="expired"),
-    Endpoint("not-yet-valid", "refuse: certificate is not yet valid", cert="not-yet-valid"),
-    Endpoint("wrong-host", "refuse: hostname mismatch", cert="wrong-host"),
-    Endpoint("self-signed", "refuse: self-signed certificate", cert="self-signed"),
-    Endpoint("unknown-ca", "refuse: unable to get local issuer certificate", cert="unknown-ca"),
+    *(Endpoint(k.name, k.expect, cert=k.name) for k in BAD_KINDS if k.side == "server"),
     Endpoint(
         "client-cert-required",
         "present client.crt (signed by ca.crt), or be refused",

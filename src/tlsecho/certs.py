@@ -20,20 +20,25 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tlsecho.errors import CertificateError, ConfigError
 
 __all__ = [
+    "BAD_KINDS",
     "CERT_NAME",
     "DEFAULT_HOSTS",
     "KEY_NAME",
+    "BadKind",
     "CertPair",
+    "CertificateInfo",
     "KeyType",
     "Pki",
     "default_cert_dir",
+    "describe_certificate",
     "ensure_default_pair",
+    "fingerprint",
     "make_self_signed",
     "write_pair",
     "write_pki",
@@ -289,33 +294,61 @@ class Pki:
             (self.client.cert.name, "client certificate (mTLS), signed by the CA", "-"),
         ]
         for kind, pair in self.bad.items():
-            what, do = BAD_KINDS[kind]
-            rows.append((pair.cert.name, what, do))
+            bad = _BAD_BY_NAME[kind]
+            rows.append((pair.cert.name, bad.what, bad.expect))
         return rows
 
 
-#: Broken certificates: file stem -> (what it is, what a correct peer does).
-BAD_KINDS: dict[str, tuple[str, str]] = {
-    "expired": ("server certificate, expired yesterday", "reject: certificate has expired"),
-    "not-yet-valid": (
+@dataclass(frozen=True)
+class BadKind:
+    """A broken certificate that ``write_pki(bad=True)`` makes."""
+
+    name: str
+    """File stem (``expired`` -> ``expired.crt``) and endpoint name."""
+    what: str
+    """What it is."""
+    expect: str
+    """What a correct peer does with it."""
+    side: Literal["server", "client"] = "server"
+    """Which side presents it."""
+
+
+#: Every broken certificate kind, in one table (``tlsecho cert --bad``, the
+#: ``tlsecho badssl`` endpoints and the pytest fixtures read it).
+BAD_KINDS: tuple[BadKind, ...] = (
+    BadKind("expired", "server certificate, expired yesterday", "reject: certificate has expired"),
+    BadKind(
+        "not-yet-valid",
         "server certificate, valid from 30 days on",
         "reject: certificate is not yet valid",
     ),
-    "wrong-host": (
-        "server certificate for wrong.host.invalid only",
-        "reject: hostname mismatch",
+    BadKind(
+        "wrong-host", "server certificate for wrong.host.invalid only", "reject: hostname mismatch"
     ),
-    "self-signed": ("self-signed server certificate for the hosts", "reject: self-signed"),
-    "unknown-ca": (
+    BadKind(
+        "self-signed",
+        "self-signed server certificate for the hosts",
+        "reject: self-signed certificate",
+    ),
+    BadKind(
+        "unknown-ca",
         "server certificate signed by a CA nobody trusts",
         "reject: unable to get local issuer certificate",
     ),
-    "client-expired": ("client certificate, expired yesterday", "server rejects it (mTLS)"),
-    "client-unknown-ca": (
+    BadKind(
+        "client-expired",
+        "client certificate, expired yesterday",
+        "server rejects it (mTLS)",
+        side="client",
+    ),
+    BadKind(
+        "client-unknown-ca",
         "client certificate signed by a CA nobody trusts",
         "server rejects it (mTLS)",
+        side="client",
     ),
-}
+)
+_BAD_BY_NAME = {k.name: k for k in BAD_KINDS}
 
 
 def write_pki(
@@ -343,7 +376,7 @@ def write_pki(
     _check(hosts, days)
     if not client_name.strip():
         raise ConfigError("--client-name must not be empty")
-    stems = ["ca", "server", "client", *(BAD_KINDS if bad else ())]
+    stems = ["ca", "server", "client", *(k.name for k in BAD_KINDS if bad)]
     _prepare(out, [f"{s}.{ext}" for s in stems for ext in ("crt", "key")], force)
     start = _start(now)
     end = start + dt.timedelta(days=days)
@@ -437,3 +470,68 @@ def ensure_default_pair() -> tuple[CertPair, bool]:
         return write_pair(d, force=True), True
     finally:
         os.close(lock)
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What tlsecho tells about a certificate: the server's chain (probe) and a
+    client's certificate (the server's log) alike."""
+
+    subject: str
+    issuer: str
+    serial: str
+    """Hexadecimal."""
+    sans: list[str]
+    not_before: str
+    not_after: str
+    days_left: int
+    key: str
+    """Key type and size, e.g. ``ECDSA P-256`` or ``RSA 2048``."""
+    signature_algorithm: str
+    sha256: str
+    """SHA-256 fingerprint of the DER certificate, ``AB:CD:...``."""
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 fingerprint of a DER certificate, as the logs write it (``AB:CD:...``)."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _key_description(cert: x509.Certificate) -> str:
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        names = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+        return f"ECDSA {names.get(key.curve.name, key.curve.name)}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA {key.key_size}"
+    return type(key).__name__
+
+
+def describe_certificate(der: bytes, now: dt.datetime | None = None) -> CertificateInfo:
+    """Describe a DER certificate; ``days_left`` counts from ``now`` (default: now)."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [str(n.value) for n in san]
+    except x509.ExtensionNotFound:
+        sans = []
+    now = now or dt.datetime.now(dt.UTC)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=f"{cert.serial_number:x}",
+        sans=sans,
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        days_left=(cert.not_valid_after_utc - now).days,
+        key=_key_description(cert),
+        signature_algorithm=cert.signature_algorithm_oid._name,  # e.g. ecdsa-with-SHA256
+        sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+    )

@@ -16,11 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-
-from tlsecho.client import map_connect_error, map_handshake_error
+from tlsecho.certs import CertificateInfo, describe_certificate
+from tlsecho.client_errors import map_connect_error, map_handshake_error
 from tlsecho.config import ClientConfig
 from tlsecho.errors import PeerError
 from tlsecho.tls import client_context
@@ -30,20 +27,8 @@ __all__ = ["CertInfo", "ProbeResult", "probe"]
 _TICKET_WAIT = 0.3
 
 
-@dataclass(frozen=True)
-class CertInfo:
-    """One certificate of the server's chain."""
-
-    subject: str
-    issuer: str
-    sans: list[str]
-    not_before: str
-    not_after: str
-    days_left: int
-    key: str
-    """Key type and size, e.g. ``ECDSA P-256`` or ``RSA 2048``."""
-    signature_algorithm: str
-    sha256: str
+#: One certificate of the server's chain (the same type the server's log uses).
+CertInfo = CertificateInfo
 
 
 @dataclass
@@ -73,43 +58,6 @@ class ProbeResult:
         return asdict(self)
 
 
-def _key_description(cert: x509.Certificate) -> str:
-    key = cert.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        names = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-        return f"ECDSA {names.get(key.curve.name, key.curve.name)}"
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size}"
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448"
-    if isinstance(key, dsa.DSAPublicKey):
-        return f"DSA {key.key_size}"
-    return type(key).__name__
-
-
-def _describe(der: bytes, now: dt.datetime) -> CertInfo:
-    cert = x509.load_der_x509_certificate(der)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = [str(n.value) for n in san]
-    except x509.ExtensionNotFound:
-        sans = []
-    sig = cert.signature_algorithm_oid._name  # e.g. "ecdsa-with-SHA256"
-    return CertInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        sans=sans,
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        days_left=(cert.not_valid_after_utc - now).days,
-        key=_key_description(cert),
-        signature_algorithm=sig,
-        sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),
-    )
-
-
 def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
     """DER certificates the server sent (leaf first)."""
     # Public on Python >= 3.13; the same methods exist privately on 3.10-3.12.
@@ -120,14 +68,6 @@ def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
         return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in certs]  # type: ignore[attr-defined]
     der = sock.getpeercert(binary_form=True)
     return [der] if der else []
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
 
 
 def _connect(
@@ -141,11 +81,9 @@ def _connect(
     except OSError as exc:
         raise map_connect_error(exc, config) from None
     t1 = time.perf_counter()
-    name = config.server_hostname or (None if _is_ip(config.host) else config.host)
-    if ctx.check_hostname and name is None:
-        name = config.host  # IP addresses are checked against iPAddress names
+    # An IP address is checked against the certificate's IP names, never sent as SNI.
     sock = ctx.wrap_socket(
-        raw, server_hostname=name, do_handshake_on_connect=False, session=session
+        raw, server_hostname=config.verify_name, do_handshake_on_connect=False, session=session
     )
     try:
         sock.do_handshake()
@@ -184,7 +122,7 @@ def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
     result = ProbeResult(
         config.host,
         config.port,
-        config.server_hostname or (None if _is_ip(config.host) else config.host),
+        config.sni,
     )
     ctx = client_context(config)
     try:
@@ -211,7 +149,7 @@ def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
         group = getattr(sock, "group", None)
         result.group = group() if callable(group) else None
         result.alpn = sock.selected_alpn_protocol()
-        result.chain = [_describe(der, now) for der in _chain(sock, result.verified)]
+        result.chain = [describe_certificate(der, now) for der in _chain(sock, result.verified)]
     finally:
         session = _session_and_close(sock)
     result.connect_ms = round(result.connect_ms, 3)

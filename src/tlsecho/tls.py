@@ -8,7 +8,6 @@ only); always server cipher preference, no compression, no renegotiation.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import ssl
 from dataclasses import dataclass
@@ -16,21 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from tlsecho.certs import CERT_NAME, default_cert_dir, ensure_default_pair
+from tlsecho.certs import fingerprint as der_fingerprint
 from tlsecho.config import ClientConfig, ServerConfig, SniCert, TLSVersionName
 from tlsecho.errors import CertificateError, ConfigError
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
-    "PeerCertificate",
     "ServerTLS",
     "build_server_tls",
     "client_context",
     "default_trust_file",
-    "describe_certificate",
     "server_name_of",
 ]
 
@@ -199,7 +196,7 @@ class ServerTLS:
 
 def _fingerprint_of(path: Path) -> str:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return der_fingerprint(cert.public_bytes(Encoding.DER))
 
 
 def build_server_tls(config: ServerConfig) -> ServerTLS:
@@ -240,27 +237,6 @@ def server_name_of(sock: ssl.SSLSocket) -> str | None:
     """The server name (SNI) the client sent on ``sock``, if any."""
     name = getattr(sock, _SNI_ATTR, None)
     return name if isinstance(name, str) else None
-
-
-@dataclass(frozen=True)
-class PeerCertificate:
-    """What the logs say about a certificate."""
-
-    subject: str
-    issuer: str
-    serial: str
-    sha256: str
-
-
-def describe_certificate(der: bytes) -> PeerCertificate:
-    """Subject, issuer, serial and SHA-256 fingerprint of a DER certificate."""
-    cert = x509.load_der_x509_certificate(der)
-    return PeerCertificate(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=f"{cert.serial_number:x}",
-        sha256=hashlib.sha256(der).digest().hex(":").upper(),
-    )
 
 
 def default_trust_file() -> Path | None:

@@ -21,13 +21,14 @@ import ssl
 import sys
 from typing import Any
 
+from tlsecho.certs import describe_certificate
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
 from tlsecho.framing import Framing, make_framing
 from tlsecho.logs import connection_message, get_logger
 from tlsecho.net import Address, format_address
 from tlsecho.proxy_protocol import ProxyHeader, ProxyParser, ProxyProtocolError
-from tlsecho.tls import describe_certificate, server_name_of
+from tlsecho.tls import server_name_of
 
 __all__ = ["TlsConnection"]
 
