@@ -5,6 +5,7 @@ The CLI turns arguments into these; the library takes nothing else.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,14 @@ DEFAULT_PARTS: tuple[bytes, ...] = (
     b"It will be sent ",
     b"in parts.",
 )
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_port(port: int, low: int = 0) -> None:
@@ -286,3 +295,16 @@ class ClientConfig:
         _check_alpn(self.alpn)
         if self.proxy_header not in (None, "v1", "v2"):
             raise ConfigError("--proxy-header must be v1 or v2")
+
+    @property
+    def verify_name(self) -> str:
+        """The name the server's certificate must match: ``server_hostname`` or
+        ``host`` (an IP address is checked against the certificate's IP names)."""
+        return self.server_hostname or self.host
+
+    @property
+    def sni(self) -> str | None:
+        """The server name sent in the ClientHello: :attr:`verify_name`, except
+        that an IP address is never sent (RFC 6066 section 3)."""
+        name = self.verify_name
+        return None if _is_ip_address(name) else name

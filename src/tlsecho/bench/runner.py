@@ -227,7 +227,7 @@ def _spec(cfg: BenchConfig, conns: int, count: int | None, index: int) -> Worker
         mode=c.mode,
         address=tuple(address),
         family=family,
-        server_hostname=c.server_hostname or c.host,
+        server_hostname=c.verify_name,
         connections=conns,
         size=cfg.size,
         rate=cfg.rate * conns / cfg.connections if cfg.rate else None,

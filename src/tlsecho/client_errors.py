@@ -1,0 +1,72 @@
+"""How a TLS client's failures read: one line, with a hint where one helps.
+
+Used by ``send`` (:mod:`tlsecho.client`) and ``probe`` alike.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from tlsecho.config import ClientConfig
+from tlsecho.errors import ConnectError, PeerError, TlsHandshakeError
+
+__all__ = ["alert_message", "map_connect_error", "map_handshake_error"]
+
+# TLS alerts by which a server refuses our client certificate. With TLS 1.3
+# they arrive after the client's handshake is done, on the first read.
+_CLIENT_CERT_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate: "
+    "pass --cert FILE --key FILE",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the handshake (a client certificate "
+    "may be required: pass --cert FILE --key FILE)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused our client certificate (bad certificate)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server refused our client certificate: "
+    "it is not signed by a CA the server trusts",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server refused our client certificate: it has expired",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server refused our client certificate",
+    "TLSV1_ALERT_DECRYPT_ERROR": "the server refused our client certificate (decrypt error)",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common with the server",
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "no ALPN protocol in common with the server",
+}
+
+
+def alert_message(exc: ssl.SSLError) -> str | None:
+    """The one-line meaning of an alert by which a server refused us, if known."""
+    return _CLIENT_CERT_ALERTS.get(exc.reason or "")
+
+
+def map_handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshakeError:
+    """Translate a handshake's ``ssl.SSLError`` into a one-line error with a hint."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or str(exc)
+        if exc.verify_code == 62 or "Hostname mismatch" in detail:
+            name = config.verify_name
+            return TlsHandshakeError(
+                f"certificate verify failed: hostname mismatch, the certificate is not valid "
+                f"for {name!r}; connect with a name it lists, or --insecure"
+            )
+        hint = (
+            "pass --cafile FILE (the server's certificate or its CA), or --insecure"
+            if config.cafile is None
+            else f"is {config.cafile} the server's certificate or its CA?"
+        )
+        return TlsHandshakeError(f"certificate verify failed: {detail}; {hint}")
+    known = alert_message(exc)
+    if known:
+        return TlsHandshakeError(known)
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    return TlsHandshakeError(f"TLS handshake failed: {reason}")
+
+
+def map_connect_error(exc: OSError, config: ClientConfig) -> PeerError:
+    """Translate a connect's ``OSError`` into a one-line error."""
+    where = f"{config.host} port {config.port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"connection refused by {where}: is tlsecho serve running?")
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(f"cannot resolve {config.host!r}: {exc.strerror}")
+    if isinstance(exc, ConnectionResetError):
+        return ConnectError(f"connection reset by {where} during the handshake")
+    reason = (exc.strerror or str(exc) or exc.__class__.__name__).lower()
+    return ConnectError(f"cannot connect to {where}: {reason}")
