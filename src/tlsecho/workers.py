@@ -29,7 +29,7 @@ from tlsecho.logs import configure, get_logger
 from tlsecho.net import bind_all, format_address
 from tlsecho.tls import build_server_tls
 
-__all__ = ["run_workers"]
+__all__ = ["Supervisor", "run_workers"]
 
 log = get_logger("main")
 
@@ -73,6 +73,89 @@ def _reserve_ports(config: ServerConfig) -> tuple[ServerConfig, list[socket.sock
     return dataclasses.replace(config, listen=tuple(listen)), held
 
 
+class Supervisor:
+    """Runs ``workers`` server processes on the same port and keeps them up.
+
+    Signals only wake the wait on the workers' sentinels (``set_wakeup_fd``);
+    the loop in :meth:`run` dispatches them: SIGHUP reloads every worker, the
+    first SIGTERM/SIGINT drains them, a second stops them at once. A worker
+    that exits before it listens failed at start-up and stops the whole
+    server; one that exits later crashed and is replaced.
+    """
+
+    def __init__(self, config: ServerConfig, workers: int, log_format: str = "text") -> None:
+        self.config = config
+        self.workers = workers
+        self.log_format = log_format
+        self.level = logging.getLogger().getEffectiveLevel()
+        self._ctx = multiprocessing.get_context("spawn")
+        self._procs: dict[int, Any] = {}
+        # Set by each worker once it listens: one that exits before that failed
+        # at start-up; one that exits after it crashed and is replaced. (A clock
+        # cannot tell them apart: a worker killed a second after it started
+        # was taken for a start-up failure.)
+        self._ready: dict[int, Any] = {}
+        self.stopping = False
+        self.status = 0
+
+    def _start(self, index: int) -> None:
+        self._ready[index] = self._ctx.Event()
+        args = (self.config, index, self.level, self.log_format, self._ready[index])
+        p = self._ctx.Process(target=_worker_main, args=args, daemon=False)
+        p.start()
+        self._procs[index] = p
+
+    def _signal_all(self, signum: int) -> None:
+        for p in self._procs.values():
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    def _stop_all(self) -> None:
+        self.stopping = True
+        self._signal_all(signal.SIGTERM)
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            log.info("reloading every worker")
+            self._signal_all(signal.SIGHUP)
+            return
+        # First: the workers drain; second: they stop at once.
+        if not self.stopping:
+            log.info("closing server: stopping %d workers", len(self._procs))
+        self._stop_all()
+
+    def _on_exit(self, index: int) -> None:
+        p = self._procs.pop(index)
+        p.join()
+        if self.stopping:
+            self.status = self.status or (1 if p.exitcode else 0)
+        elif not self._ready[index].is_set():
+            # Failing at start-up (port in use, bad certificate): the worker
+            # said why; restarting would only repeat it.
+            log.error("worker %d failed at start-up: stopping", index)
+            self.status = 1
+            self._stop_all()
+        else:
+            log.warning("worker %d exited with %s: restarting it", index, p.exitcode)
+            self._start(index)
+
+    def run(self, wakeup: socket.socket) -> int:
+        """Start the workers and supervise them until they have all exited;
+        ``wakeup`` receives the numbers of the signals that arrived."""
+        for i in range(1, self.workers + 1):
+            self._start(i)
+        log.info("%d workers started", self.workers)
+        while self._procs:
+            sentinels = {p.sentinel: i for i, p in self._procs.items()}
+            for obj in multiprocessing.connection.wait([*sentinels, wakeup]):
+                if obj is wakeup:
+                    for signum in wakeup.recv(64):
+                        self._on_signal(signum)
+                else:
+                    self._on_exit(sentinels[obj])
+        return self.status
+
+
 def run_workers(config: ServerConfig, workers: int, log_format: str = "text") -> int:
     """Run ``workers`` server processes until SIGTERM/SIGINT; return the exit status.
 
@@ -90,76 +173,21 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
     if config.metrics is not None:
         metrics_dir = tempfile.mkdtemp(prefix="tlsecho-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    level = logging.getLogger().getEffectiveLevel()
-    ctx = multiprocessing.get_context("spawn")
-    procs: dict[int, Any] = {}
-
-    # Signals only wake the wait below (set_wakeup_fd); the loop dispatches them.
+    # Signals only wake the wait (set_wakeup_fd); the supervisor dispatches them.
     rsock, wsock = socket.socketpair()
     rsock.setblocking(False)
     wsock.setblocking(False)
     old_fd = signal.set_wakeup_fd(wsock.fileno())
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: None)
-    stopping = False
-    # Set by each worker once it listens: one that exits before that failed
-    # at start-up; one that exits after it crashed and is replaced. (A clock
-    # cannot tell them apart: a worker killed a second after it started
-    # was taken for a start-up failure.)
-    ready: dict[int, Any] = {}
-    status = 0
-
-    def start(index: int) -> None:
-        ready[index] = ctx.Event()
-        args = (config, index, level, log_format, ready[index])
-        p = ctx.Process(target=_worker_main, args=args, daemon=False)
-        p.start()
-        procs[index] = p
-
-    def signal_all(signum: int) -> None:
-        for p in procs.values():
-            if p.is_alive():
-                os.kill(p.pid, signum)
-
     try:
-        for i in range(1, workers + 1):
-            start(i)
+        supervisor = Supervisor(config, workers, log_format)
         if config.metrics is not None and metrics_dir is not None:
             from tlsecho.metrics import serve_multiprocess
 
             where = serve_multiprocess(*config.metrics, metrics_dir)
             log.info("metrics on http://%s/metrics (all workers)", format_address(where))
-        log.info("%d workers started", workers)
-        while procs:
-            sentinels = {p.sentinel: i for i, p in procs.items()}
-            for obj in multiprocessing.connection.wait([*sentinels, rsock]):
-                if obj is rsock:
-                    for signum in rsock.recv(64):
-                        if signum == signal.SIGHUP:
-                            log.info("reloading every worker")
-                            signal_all(signal.SIGHUP)
-                        else:
-                            # First: the workers drain; second: they stop at once.
-                            if not stopping:
-                                log.info("closing server: stopping %d workers", len(procs))
-                            stopping = True
-                            signal_all(signal.SIGTERM)
-                    continue
-                index = sentinels[obj]
-                p = procs.pop(index)
-                p.join()
-                if stopping:
-                    status = status or (1 if p.exitcode else 0)
-                elif not ready[index].is_set():
-                    # Failing at start-up (port in use, bad certificate): the
-                    # worker said why; restarting would only repeat it.
-                    log.error("worker %d failed at start-up: stopping", index)
-                    stopping = True
-                    status = 1
-                    signal_all(signal.SIGTERM)
-                else:
-                    log.warning("worker %d exited with %s: restarting it", index, p.exitcode)
-                    start(index)
+        return supervisor.run(rsock)
     finally:
         signal.set_wakeup_fd(old_fd)
         for s in held:
@@ -168,4 +196,3 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
         wsock.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    return status
