@@ -112,7 +112,8 @@ class RunningServer:
 
     def start(self) -> RunningServer:
         self._thread.start()
-        self._ready.wait(30)
+        if not self._ready.wait(30):
+            raise TimeoutError("the tlsecho server did not start listening within 30 s")
         if self._error is not None:
             raise self._error
         return self

@@ -176,25 +176,27 @@ class EchoServer:
             raise
         self.addresses = [s.getsockname()[:2] for s in self._listeners]
         self._start_accepting()
-        log_main.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
         if cfg.metrics is not None:
             from tlsecho.metrics import Metrics
 
             self.metrics = Metrics(active=lambda: len(self._conns))
-            if not self.serve_metrics:
-                return
-            try:
-                where = self.metrics.serve(*cfg.metrics)
-            except OSError as exc:
-                reason = (exc.strerror or str(exc)).lower()
-                raise ListenError(
-                    f"cannot serve metrics on {format_address(cfg.metrics)}: {reason}"
-                ) from None
-            self.metrics_address = where
-            log_main.info("metrics on http://%s/metrics", format_address(where))
+            if self.serve_metrics:
+                self._serve_metrics(cfg.metrics)
         if cfg.reload_interval is not None and self._given_ctx is None:
             self._watch = self._watched_files()
             self._watch_timer = self.loop.call_later(cfg.reload_interval, self._poll_files)
+        # Last: whoever waits for this line finds everything ready.
+        log_main.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
+
+    def _serve_metrics(self, where: Address) -> None:
+        try:
+            self.metrics_address = self.metrics.serve(*where)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise ListenError(
+                f"cannot serve metrics on {format_address(where)}: {reason}"
+            ) from None
+        log_main.info("metrics on http://%s/metrics", format_address(self.metrics_address))
 
     # -- reload ---------------------------------------------------------------
     def reload(self) -> bool:
