@@ -285,8 +285,9 @@ def measure(
 
 def fmt_row(row: Row, r: dict[str, object], cpu_us: float) -> str:
     if not r.get("ok"):
-        errors = r.get("errors") or {}
-        return f"failed ({', '.join(str(k) for k in errors)})"[:60]
+        errors = r.get("errors")
+        names = ", ".join(str(k) for k in errors) if isinstance(errors, dict) else ""
+        return f"failed ({names})"[:60]
     if row.stream:
         mbs = float(r["megabytes_per_second"])  # type: ignore[arg-type]
         return f"{mbs:,.0f} MB/s, {cpu_us:,.0f} µs/MB"
@@ -309,9 +310,10 @@ def versions() -> str:
     from tlsecho.bench.runner import environment
 
     cpu = environment()["cpu"]
+    uvloop_version = getattr(uvloop, "__version__", "?")
     return (
         f"{os.cpu_count()} CPUs ({cpu}), {platform.platform()}; "
-        f"CPython {platform.python_version()}, {ssl.OPENSSL_VERSION}, uvloop {uvloop.__version__}; "
+        f"CPython {platform.python_version()}, {ssl.OPENSSL_VERSION}, uvloop {uvloop_version}; "
         f"node {cmd('node', '--version')}; {cmd('go', 'version')}; {cmd('socat', '-V')[:40]}"
     )
 

@@ -191,59 +191,16 @@ class EchoClient:
         log.debug("connected: %s %s alpn=%s", version, cipher, alpn or "-", extra=_TAG)
         verifier = _Verifier()
         persistent = cfg.mode != "nul"
-        all_sent = False
+        all_sent = [False]
 
-        async def read_echo() -> None:
-            while not (persistent and all_sent and verifier.received >= verifier.sent):
-                try:
-                    data = await reader.read(_READ_SIZE)
-                except ssl.SSLError as exc:
-                    known = alert_message(exc)
-                    raise PeerError(
-                        known or f"TLS error while reading the echo: {exc.reason or exc}"
-                    ) from None
-                except ConnectionError as exc:
-                    raise PeerError(
-                        f"connection lost after {verifier.received} of {verifier.sent} "
-                        f"echoed bytes: {exc.strerror or exc.__class__.__name__}"
-                    ) from None
-                if not data:
-                    return
-                if chatty:
-                    log.info("received %r", data, extra=_TAG)
-                verifier.check(data)
-                if on_echo is not None:
-                    on_echo(data)
+        def done() -> bool:
+            return persistent and all_sent[0] and verifier.received >= verifier.sent
 
-        reading = asyncio.ensure_future(read_echo())
+        reading = asyncio.ensure_future(_read_echo(reader, verifier, on_echo, done, chatty))
         try:
             step[0] = "sending"
-            last = b""
-            async for part in _aiter(parts):
-                if not part:
-                    continue
-                if cfg.mode == "nul" and NUL in part:
-                    at = verifier.sent + part.index(NUL)
-                    raise ConfigError(
-                        f"the message has a NUL byte at offset {at}: "
-                        "the nul protocol ends the message there (use --mode raw)"
-                    )
-                if chatty:
-                    log.info("sending %r", part, extra=_TAG)
-                verifier.add_sent(part)
-                writer.write(part)
-                last = part
-                await _drain_or_fail(writer, reading)
-            if cfg.mode == "nul":
-                writer.write(NUL)
-            elif cfg.mode == "line" and not last.endswith(b"\n"):
-                # Only complete lines are echoed: end the last one.
-                if chatty:
-                    log.info("sending %r", b"\n", extra=_TAG)
-                verifier.add_sent(b"\n")
-                writer.write(b"\n")
-            await _drain_or_fail(writer, reading)
-            all_sent = True
+            await self._send_all(parts, writer, verifier, reading, chatty)
+            all_sent[0] = True
             if chatty:
                 log.info("waiting for response", extra=_TAG)
             step[0] = f"waiting for the echo ({verifier.received} of {verifier.sent} bytes back)"
@@ -270,6 +227,73 @@ class EchoClient:
                 f"server closed early after {verifier.received} of {verifier.sent} bytes{hint}"
             )
         return EchoResult(verifier.sent, verifier.received, version, cipher, alpn)
+
+    async def _send_all(
+        self,
+        parts: Parts,
+        writer: asyncio.StreamWriter,
+        verifier: _Verifier,
+        reading: asyncio.Future[None],
+        chatty: bool,
+    ) -> None:
+        """Write every part, then the framing's end (the NUL, or a last newline)."""
+        mode = self.config.mode
+        last = b""
+        async for part in _aiter(parts):
+            if not part:
+                continue
+            if mode == "nul" and NUL in part:
+                at = verifier.sent + part.index(NUL)
+                raise ConfigError(
+                    f"the message has a NUL byte at offset {at}: "
+                    "the nul protocol ends the message there (use --mode raw)"
+                )
+            if chatty:
+                log.info("sending %r", part, extra=_TAG)
+            verifier.add_sent(part)
+            writer.write(part)
+            last = part
+            await _drain_or_fail(writer, reading)
+        if mode == "nul":
+            writer.write(NUL)
+        elif mode == "line" and not last.endswith(b"\n"):
+            # Only complete lines are echoed: end the last one.
+            if chatty:
+                log.info("sending %r", b"\n", extra=_TAG)
+            verifier.add_sent(b"\n")
+            writer.write(b"\n")
+        await _drain_or_fail(writer, reading)
+
+
+async def _read_echo(
+    reader: asyncio.StreamReader,
+    verifier: _Verifier,
+    on_echo: Callable[[bytes], None] | None,
+    done: Callable[[], bool],
+    chatty: bool,
+) -> None:
+    """Read and verify the echo until the server closes (or, for a persistent
+    session, until ``done()``)."""
+    while not done():
+        try:
+            data = await reader.read(_READ_SIZE)
+        except ssl.SSLError as exc:
+            known = alert_message(exc)
+            raise PeerError(
+                known or f"TLS error while reading the echo: {exc.reason or exc}"
+            ) from None
+        except ConnectionError as exc:
+            raise PeerError(
+                f"connection lost after {verifier.received} of {verifier.sent} "
+                f"echoed bytes: {exc.strerror or exc.__class__.__name__}"
+            ) from None
+        if not data:
+            return
+        if chatty:
+            log.info("received %r", data, extra=_TAG)
+        verifier.check(data)
+        if on_echo is not None:
+            on_echo(data)
 
 
 async def _aiter(parts: Parts) -> AsyncIterator[bytes]:
