@@ -1,31 +1,18 @@
-"""Shared fixtures: a throw-away PKI and real ``tlsecho serve`` processes.
-
-Readiness is read from the server's own log line ("listening on ..."), never
-waited for with a sleep; every server binds port 0.
-"""
+"""Shared fixtures: a throw-away PKI and real ``tlsecho serve`` processes
+(the helpers they use are in :mod:`tests.helpers`)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import re
-import selectors
-import signal
-import ssl
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import ServerProcess, start_server, stop_cleanly
 from tlsecho.certs import CertPair, Pki, write_pair, write_pki
 
-TLSECHO = [sys.executable, "-m", "tlsecho"]
+# pytester: the pytest plugin is tested the way a user's suite runs it.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
@@ -50,103 +37,6 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
     return write_pair(tmp_path_factory.mktemp("other"))
 
 
-@dataclass
-class ServerProcess:
-    """A running ``tlsecho serve`` and the lines it has logged."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    _lines: list[str]
-    _queue: queue.Queue[str | None]
-
-    def lines(self) -> list[str]:
-        self._drain(0)
-        return list(self._lines)
-
-    def _drain(self, timeout: float) -> bool:
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        while True:
-            if item is None:
-                return False
-            self._lines.append(item)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return True
-
-    def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
-        """Wait until ``count`` log lines match ``pattern``; return them."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [ln for ln in self._lines if rx.search(ln)]
-            if len(found) >= count:
-                return found
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(
-                    f"no {count} log line(s) matching {pattern!r}; got:\n" + "\n".join(self._lines)
-                )
-            self._drain(min(left, 0.2))
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=timeout)
-        while self._drain(5.0):  # up to the pump's end-of-stream marker
-            pass
-        return rc
-
-
-def start_server(
-    *args: str,
-    host: str = "127.0.0.1",
-    env: dict[str, str] | None = None,
-    timeout: float = 20.0,
-    prefix: tuple[str, ...] = (),
-    launcher: tuple[str, ...] = tuple(TLSECHO),
-) -> ServerProcess:
-    """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens.
-
-    ``prefix`` runs it under another command (``prlimit --nofile=40:40``);
-    ``launcher`` is the command that is ``tlsecho`` (``python -m tlsecho``).
-    """
-    cmd = [*prefix, *launcher, "serve", "--host", host, "--port", "0", *args]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    q: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        with proc.stderr:
-            for raw in proc.stderr:
-                q.put(raw.decode("utf-8", "replace").rstrip("\n"))
-        q.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    server = ServerProcess(proc, 0, [], q)
-    try:
-        line = server.wait_for(r"listening on ", timeout=timeout)[0]
-    except AssertionError:
-        proc.kill()
-        proc.wait()
-        raise
-    if line.startswith("{"):  # --log-format json
-        import json
-
-        line = json.loads(line)["message"]
-    server.port = int(line.rsplit(":", 1)[1])
-    return server
-
-
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -157,80 +47,10 @@ def server(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     """``tlsecho serve -v`` with the test pair, on each event loop."""
     srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v")
     yield srv
-    rc = srv.stop()
-    text = "\n".join(srv.lines())
-    assert "Traceback" not in text, text
-    assert rc == 0, text
+    stop_cleanly(srv)
 
 
 @pytest.fixture(scope="session")
 def ca_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """``tlsecho cert --ca --bad``: a CA, server and client certificates, bad ones."""
     return write_pki(tmp_path_factory.mktemp("ca"), bad=True)
-
-
-def fingerprint(pem: bytes) -> str:
-    """SHA-256 fingerprint of the first certificate in ``pem``, as the logs write it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
-    cert = x509.load_pem_x509_certificate(pem)
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def s_client(
-    port: int, *args: str, data: bytes = b"hello\x00", host: str = "127.0.0.1", timeout: float = 20
-) -> subprocess.CompletedProcess[bytes]:
-    """``openssl s_client`` against ``host:port`` with ``data`` on stdin."""
-    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args]
-    return subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
-
-
-def served_certificate(out: bytes) -> bytes:
-    """The server certificate PEM that ``openssl s_client`` printed."""
-    start = out.index(b"-----BEGIN CERTIFICATE-----")
-    end = out.index(b"-----END CERTIFICATE-----", start) + len(b"-----END CERTIFICATE-----")
-    return out[start:end] + b"\n"
-
-
-def pump(
-    s: ssl.SSLSocket,
-    payload: bytes,
-    timeout: float = 60.0,
-    on_chunk: Callable[[bytes], None] | None = None,
-) -> bytes:
-    """Send ``payload`` while reading, in one thread (an SSLSocket is not
-    safe to use from two threads at once); return what came back until the
-    server closed, or hand each chunk to ``on_chunk`` instead of keeping it."""
-
-    s.setblocking(False)
-    out = bytearray()
-    view = memoryview(payload)
-    pos = 0
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        while True:
-            assert time.monotonic() < deadline, f"stuck after {pos} sent, {len(out)} back"
-            events = sel.select(1.0)
-            for _, mask in events:
-                if mask & selectors.EVENT_WRITE and pos < len(payload):
-                    with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                        pos += s.send(view[pos : pos + 65536])
-                    if pos == len(payload):
-                        sel.modify(s, selectors.EVENT_READ)
-                if mask & selectors.EVENT_READ:
-                    try:
-                        while True:
-                            chunk = s.recv(65536)
-                            if not chunk:
-                                return bytes(out)
-                            if on_chunk is not None:
-                                on_chunk(chunk)
-                                continue
-                            out += chunk
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                        pass
-
-
-pytest_plugins = ["pytester"]

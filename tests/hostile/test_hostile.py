@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pump
-from tests.hostile.conftest import (
+from tests.helpers import pump
+from tests.hostile.helpers import (
     Harness,
     fd_count,
     read_to_close,
@@ -80,8 +80,8 @@ def test_not_tls(hostile: Make, payload: bytes, reason: str) -> None:
     with h.raw() as s:
         s.sendall(payload)
         read_to_close(s)
-    line = h.logged(r"end=handshake-failed reason=")[0]
-    assert reason in line
+    rec = h.connection(outcome="handshake-failed", reason=".+")[0]
+    assert reason in rec["reason"]
     h.settle()
 
 
@@ -90,7 +90,7 @@ def test_old_tls_versions_refused(hostile: Make, version: str) -> None:
     h = hostile()
     out = s_client(h, version, "-cipher", "DEFAULT@SECLEVEL=0", data=b"x\x00")
     assert b"Cipher is (NONE)" in out or b"alert" in out
-    h.logged(r"end=handshake-failed reason='(unsupported protocol|no protocols available)'")
+    h.connection(outcome="handshake-failed", reason="unsupported protocol|no protocols available")
     h.settle()
 
 
@@ -102,7 +102,7 @@ def test_client_hello_then_silence(hostile: Make) -> None:
         started = time.monotonic()
         read_to_close(s)  # the server gives up at the handshake timeout (1 s)
         assert time.monotonic() - started < 5
-    h.logged(r"end=handshake-failed reason='handshake timed out'")
+    h.connection(outcome="handshake-failed", reason="handshake timed out")
     h.settle()
 
 
@@ -110,7 +110,7 @@ def test_tcp_connect_then_silence(hostile: Make) -> None:
     h = hostile()
     with h.raw() as s:
         assert read_to_close(s) == b""
-    h.logged(r"end=handshake-failed reason='handshake timed out'")
+    h.connection(outcome="handshake-failed", reason="handshake timed out")
     h.settle()
 
 
@@ -129,7 +129,7 @@ def test_dripped_handshake_is_bounded(hostile: Make) -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass
         assert time.monotonic() - started < 5
-    h.logged(r"end=handshake-failed reason='handshake timed out'")
+    h.connection(outcome="handshake-failed", reason="handshake timed out")
     h.settle()
 
 
@@ -140,7 +140,9 @@ def test_reset_mid_handshake(hostile: Make) -> None:
     s.sendall(client_hello())
     time.sleep(0.1)
     reset(s)
-    h.logged(r"end=handshake-failed reason='(reset by peer|eof occurred in violation of protocol)'")
+    h.connection(
+        outcome="handshake-failed", reason="reset by peer|eof occurred in violation of protocol"
+    )
     h.settle()
 
 
@@ -151,7 +153,12 @@ def test_reset_mid_message(hostile: Make) -> None:
     assert recv_exactly(s, 14) == b"half a message"
     reset(s)
     # OpenSSL reports a reset after application data as an unexpected EOF.
-    h.logged(r"in=14 out=14 .*end=(eof|error) reason='(reset by peer|closed without close_notify)'")
+    h.connection(
+        bytes_in=14,
+        bytes_out=14,
+        outcome="eof|error",
+        reason="reset by peer|closed without close_notify",
+    )
     h.settle()
 
 
@@ -160,7 +167,7 @@ def test_reset_after_nul_before_reading_the_echo(hostile: Make) -> None:
     s = h.connect()
     s.sendall(b"x" * 100_000 + b"\x00")
     reset(s)
-    h.logged(r"in=(\d+) .*end=(terminated|error)")
+    h.connection(outcome="terminated|error")
     h.settle()
 
 
@@ -170,7 +177,7 @@ def test_close_without_close_notify(hostile: Make) -> None:
     s.sendall(b"abc")
     assert recv_exactly(s, 3) == b"abc"
     socket.socket.close(s)  # the TCP FIN, no TLS close_notify
-    h.logged(r"in=3 out=3 .*end=eof reason='closed without close_notify'")
+    h.connection(bytes_in=3, bytes_out=3, outcome="eof", reason="closed without close_notify")
     h.settle()
 
 
@@ -245,7 +252,7 @@ def test_out_of_file_descriptors(hostile: Make) -> None:
         for s in waiting:
             s.close()
     # Handshake timeouts (1 s) free the descriptors; the backlog drains.
-    h.logged(r"end=handshake-failed", count=60, timeout=30)
+    h.connection(outcome="handshake-failed", count=60, timeout=30)
     with h.connect() as s:
         s.sendall(b"served again\x00")
         assert read_to_close(s) == b"served again"
@@ -296,7 +303,7 @@ def test_100_mb_message_streams_back_with_flat_memory(hostile: Make) -> None:
     assert state["peak"] < h.rss + 30 * 1024, (
         f"RSS peaked at {state['peak']} KiB (baseline {h.rss})"
     )
-    h.logged(rf"in={total + 1} out={total} .*end=terminated")
+    h.connection(bytes_in=total + 1, bytes_out=total, outcome="terminated")
     h.settle()
 
 
@@ -316,7 +323,7 @@ def test_tls12_renegotiation_attempts(hostile: Make) -> None:
     h = hostile()
     out = s_client(h, "-tls1_2", data=b"R\nR\nR\n")
     assert b"RENEGOTIATING" in out
-    h.logged(r"tls=TLSv1.2 .*end=(error|eof)")
+    h.connection(tls_version="TLSv1.2", outcome="error|eof")
     h.settle()
 
 
@@ -329,7 +336,7 @@ def test_mtls_bad_client_certificates(hostile: Make, ca_pki: Pki, kind: str) -> 
     bad = ca_pki.bad[kind]
     out = s_client(h, "-cert", str(bad.cert), "-key", str(bad.key), "-quiet", data=b"x\x00")
     assert not out.endswith(b"x")  # no echo
-    h.logged(r"end=handshake-failed reason='certificate verify failed: ")
+    h.connection(outcome="handshake-failed", reason="certificate verify failed: .*")
     h.settle()
 
 
@@ -340,8 +347,8 @@ def test_no_sni_and_unknown_sni(hostile: Make, ca_pki: Pki) -> None:
     for args in (["-noservername"], ["-servername", "unknown.example.test"]):
         out = s_client(h, *args, "-quiet", data=b"sni\x00")
         assert out.startswith(b"sni") or b"sni" in out
-    h.logged(r" sni=- .*end=terminated")
-    h.logged(r" sni=unknown.example.test .*end=terminated")
+    h.connection(sni=None, outcome="terminated")
+    h.connection(sni=r"unknown\.example\.test", outcome="terminated")
     h.settle()
 
 
@@ -349,7 +356,7 @@ def test_alpn_mismatch_with_alpn_required(hostile: Make) -> None:
     h = hostile("--alpn", "echo", "--alpn-required")
     out = s_client(h, "-alpn", "h2", "-quiet", data=b"x\x00")
     assert b"x" not in out.split(b"\n")[-1]
-    h.logged(r" alpn=- in=0 out=0 .*end=alpn-refused")
+    h.connection(alpn=None, bytes_in=0, bytes_out=0, outcome="alpn-refused")
     h.settle()
 
 
@@ -371,7 +378,7 @@ def test_malformed_proxy_headers(hostile: Make, header: bytes, reason: str) -> N
     with h.raw() as s:
         s.sendall(header)
         read_to_close(s)
-    h.logged(rf"end=proxy-error reason=.*{reason}")
+    h.connection(outcome="proxy-error", reason=f".*{reason}.*")
     h.settle()
 
 
@@ -385,7 +392,7 @@ def test_proxy_header_dripped_then_served(hostile: Make) -> None:
     with ctx.wrap_socket(raw, server_hostname="localhost") as s:
         s.sendall(b"dripped\x00")
         assert read_to_close(s) == b"dripped"
-    h.logged(r"done peer=192.0.2.10:56324 via=127.0.0.1:\d+ .*end=terminated")
+    h.connection(peer=r"192\.0\.2\.10:56324", via=r"127\.0\.0\.1:\d+", outcome="terminated")
     h.settle()
 
 
@@ -395,7 +402,7 @@ def test_proxy_header_then_reset(hostile: Make) -> None:
     s.sendall(V1)
     time.sleep(0.05)
     reset(s)
-    h.logged(r"peer=192.0.2.10:56324 .*end=handshake-failed")
+    h.connection(peer=r"192\.0\.2\.10:56324", outcome="handshake-failed")
     h.settle()
 
 
@@ -420,7 +427,7 @@ def test_nul_cases(hostile: Make, records: list[bytes], echo: bytes) -> None:
                 break
             time.sleep(0.02)
         assert read_to_close(s) == echo
-    h.logged(rf"out={len(echo)} .*end=terminated")
+    h.connection(bytes_out=len(echo), outcome="terminated")
     h.settle()
 
 
@@ -433,7 +440,7 @@ def test_1000_connections_opened_and_closed_fast(hostile: Make) -> None:
             reset(s)
         else:
             s.close()
-    h.logged(r"end=handshake-failed", count=1000, timeout=60)
+    h.connection(outcome="handshake-failed", count=1000, timeout=60)
     h.settle(timeout=30)
 
 
@@ -474,7 +481,7 @@ def test_sigterm_with_100_sessions_mid_message(hostile: Make) -> None:
         s.close()
     assert extra == 0
     assert h.server.proc.wait(30) == 0
-    h.logged(r"end=server-shutdown", count=100)
+    h.connection(outcome="server-shutdown", count=100)
 
 
 # 23 ---------------------------------------------------------------------------------------
@@ -499,7 +506,7 @@ def test_record_with_a_corrupted_mac(hostile: Make) -> None:
         record[-3] ^= 0x01  # inside the AEAD tag
         raw.sendall(bytes(record))
         read_to_close(raw)
-    h.logged(r"end=error reason='(decryption failed or bad record mac|bad record mac)'")
+    h.connection(outcome="error", reason="decryption failed or bad record mac|bad record mac")
     h.settle()
 
 
@@ -512,7 +519,7 @@ def test_flood_of_tiny_records(hostile: Make) -> None:
         assert recv_exactly(s, 20_000) == b"t" * 20_000
         s.sendall(b"\x00")
         assert read_to_close(s) == b""
-    h.logged(r"in=20001 out=20000 .*end=terminated")
+    h.connection(bytes_in=20001, bytes_out=20000, outcome="terminated")
     h.settle()
 
 
@@ -540,7 +547,7 @@ def test_flood_of_key_updates(hostile: Make) -> None:
     proc.wait(30)
     assert out.count(b"KEYUPDATE") >= 50
     assert b"after the updates" in out.split(b"KEYUPDATE")[-1]
-    h.logged(r"tls=TLSv1.3 .*in=18 out=17 .*end=terminated")
+    h.connection(tls_version="TLSv1.3", bytes_in=18, bytes_out=17, outcome="terminated")
     h.settle()
 
 
@@ -554,7 +561,7 @@ def test_peer_that_stops_reading_and_writing(hostile: Make) -> None:
         assert read_to_close(s) == b""  # close_notify at the idle timeout
         assert 1.5 < time.monotonic() - started < 6
     h.logged(r": idle-timeout: closing connection")
-    h.logged(r"in=12 out=12 .*end=idle-timeout")
+    h.connection(bytes_in=12, bytes_out=12, outcome="idle-timeout")
     h.settle()
 
 
@@ -572,5 +579,5 @@ def test_max_session(hostile: Make) -> None:
             time.sleep(0.05)
         assert time.monotonic() - started < 4
     h.logged(r": session-timeout: closing connection")
-    h.logged(r"end=session-timeout")
+    h.connection(outcome="session-timeout")
     h.settle()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TLSECHO, ServerProcess, start_server
+from tests.helpers import TLSECHO, ServerProcess, start_server
 from tlsecho.bench.histogram import Histogram
 from tlsecho.certs import Pki
 
@@ -71,7 +71,9 @@ def test_bench_scenarios(
     env = r["environment"]
     assert isinstance(env, dict)
     assert env["openssl"].startswith("OpenSSL")
-    assert sum(r["timeline_ops_per_second"]) == r["operations"]  # type: ignore[arg-type]
+    timeline = r["timeline_ops_per_second"]
+    assert isinstance(timeline, list)
+    assert sum(timeline) == r["operations"]
 
 
 def test_bench_count_sends_exactly_that_many(bench_server: ServerProcess, ca_pki: Pki) -> None:

@@ -14,15 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.conftest import TLSECHO, ServerProcess, start_server
+from tests.helpers import TLSECHO, ServerProcess, send, start_server
 from tlsecho.certs import CertPair
 
 MESSAGE = b"This is the message. It will be sent in parts."
-
-
-def send(port: int, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    cmd = [*TLSECHO, "send", "--host", "127.0.0.1", "--port", str(port), *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=60, check=False)
 
 
 def one_line_error(p: subprocess.CompletedProcess[bytes], *fragments: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TLSECHO, start_server
+from tests.helpers import TLSECHO, start_server
 from tlsecho.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TLSECHO, ServerProcess
+from tests.helpers import ServerProcess, send
 from tlsecho.certs import CertPair
 
 pytestmark = pytest.mark.interop
@@ -89,13 +89,13 @@ def node_server(pki: CertPair, request: pytest.FixtureRequest) -> Iterator[int]:
     proc.stdout.close()
 
 
-def send(port: int, pki: CertPair, *args: str) -> subprocess.CompletedProcess[bytes]:
-    cmd = [*TLSECHO, "send", "--port", str(port), "--cafile", str(pki.cert), *args]
-    return subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+def send_to(port: int, pki: CertPair, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``tlsecho send`` to localhost, trusting ``pki``."""
+    return send(port, "--cafile", str(pki.cert), *args, host="localhost", timeout=30)
 
 
 def test_send_to_node_server(node_server: int, pki: CertPair) -> None:
-    p = send(node_server, pki)
+    p = send_to(node_server, pki)
     assert p.returncode == 0, p.stderr
     err = p.stderr.decode()
     received = b"".join(
@@ -115,7 +115,7 @@ def test_send_to_node_server(node_server: int, pki: CertPair) -> None:
     indirect=["node_server"],
 )
 def test_send_detects_a_wrong_echo(node_server: int, pki: CertPair, message: str) -> None:
-    p = send(node_server, pki, "-q")
+    p = send_to(node_server, pki, "-q")
     assert p.returncode == 1
     err = p.stderr.decode()
     assert err == f"tlsecho send: error: {message}\n"

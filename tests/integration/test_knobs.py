@@ -4,6 +4,8 @@ openssl verify, socat, and Python's ssl module."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import signal
 import socket
 import ssl
@@ -15,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests import helpers
+from tests.helpers import (
     TLSECHO,
     ServerProcess,
     fingerprint,
     s_client,
     served_certificate,
     start_server,
+    stop_cleanly,
 )
 from tlsecho.certs import Pki, write_pair
 
@@ -34,27 +38,22 @@ def run_server() -> Iterator[StartServer]:
     started: list[ServerProcess] = []
 
     def start(*args: str, host: str = "127.0.0.1") -> ServerProcess:
-        srv = start_server(*args, host=host)
+        # JSON logs: tests read each connection's record, not its text line.
+        srv = start_server("--log-format", "json", *args, host=host)
         started.append(srv)
         return srv
 
     yield start
     for srv in started:
-        rc = srv.stop()
-        text = "\n".join(srv.lines())
-        assert "Traceback" not in text, text
-        assert rc == 0, text
+        stop_cleanly(srv)
 
 
 def pki_args(pki: Pki) -> list[str]:
     return ["--cert", str(pki.server.cert), "--key", str(pki.server.key)]
 
 
-def send(port: int, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """``tlsecho send`` to 127.0.0.1 (quiet unless ``-v`` is among ``args``)."""
-    quiet = [] if "-v" in args else ["-q"]
-    cmd = [*TLSECHO, "send", "--host", "127.0.0.1", "--port", str(port), *quiet, *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=60, check=False)
+#: ``tlsecho send`` to 127.0.0.1, quiet unless ``-v`` is among the arguments.
+send = functools.partial(helpers.send, quiet=True)
 
 
 def socat(port: int, ca: Path, data: bytes) -> subprocess.CompletedProcess[bytes]:
@@ -71,7 +70,7 @@ def test_raw_mode_with_socat(run_server: StartServer, ca_pki: Pki) -> None:
     p = socat(srv.port, ca_pki.ca.cert, data)
     assert p.returncode == 0, p.stderr
     assert p.stdout == data
-    srv.wait_for(rf"in={len(data)} out={len(data)} discarded=0 .*end=eof")
+    srv.wait_for_record(bytes_in=len(data), bytes_out=len(data), discarded=0, outcome="eof")
 
 
 def test_raw_mode_with_send(run_server: StartServer, ca_pki: Pki) -> None:
@@ -90,7 +89,7 @@ def test_line_mode_with_socat(run_server: StartServer, ca_pki: Pki) -> None:
     assert p.returncode == 0, p.stderr
     # Complete lines come back as sent; the unterminated "three" cannot.
     assert p.stdout == b"one\ntwo\r\n\n"
-    srv.wait_for(r"in=15 out=10 discarded=5 .*end=eof")
+    srv.wait_for_record(bytes_in=15, bytes_out=10, discarded=5, outcome="eof")
 
 
 def test_line_mode_line_too_long(run_server: StartServer, ca_pki: Pki) -> None:
@@ -98,7 +97,7 @@ def test_line_mode_line_too_long(run_server: StartServer, ca_pki: Pki) -> None:
     p = socat(srv.port, ca_pki.ca.cert, b"short\n" + b"x" * 20 + b"\nnever\n")
     assert p.stdout == b"short\n"
     srv.wait_for(r": line longer than 10 bytes: closing connection$")
-    srv.wait_for(r"out=6 .*end=framing-error")
+    srv.wait_for_record(bytes_out=6, outcome="framing-error")
     # Everyone else is still served.
     assert socat(srv.port, ca_pki.ca.cert, b"ok\n").stdout == b"ok\n"
 
@@ -107,7 +106,9 @@ def test_line_mode_with_send(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki), "--mode", "line")
     p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--mode", "line", "first\nsec", "ond")
     assert p.returncode == 0, p.stderr
-    srv.wait_for(r"in=13 out=13 .*end=eof")  # "second" got its newline from send
+    srv.wait_for_record(
+        bytes_in=13, bytes_out=13, outcome="eof"
+    )  # "second" got its newline from send
 
 
 # -- the PKI --------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_bad_certificates_are_refused_by_send(
     p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--servername", "localhost")
     assert p.returncode == 1
     assert error in p.stderr.decode()
-    srv.wait_for(r"end=handshake-failed")
+    srv.wait_for_record(outcome="handshake-failed")
 
 
 # -- mTLS -------------------------------------------------------------------------
@@ -225,8 +226,9 @@ def test_mtls_s_client_without_certificate_is_refused(
 ) -> None:
     p = s_client(mtls_server.port, version, "-CAfile", str(ca_pki.ca.cert))
     assert b"hello" not in p.stdout.split(b"---")[-1]
-    line = mtls_server.wait_for(r"end=handshake-failed")[0]
-    assert "reason='peer did not return a certificate'" in line
+    mtls_server.wait_for_record(
+        outcome="handshake-failed", reason="peer did not return a certificate"
+    )
 
 
 @pytest.mark.parametrize(
@@ -248,7 +250,9 @@ def test_mtls_send_errors(
     err = p.stderr.decode()
     assert error in err
     assert err.count("\n") == 1
-    mtls_server.wait_for(r"end=handshake-failed reason='(peer did not|certificate verify)")
+    mtls_server.wait_for_record(
+        outcome="handshake-failed", reason="(peer did not|certificate verify).*"
+    )
 
 
 def test_mtls_send_with_certificate(mtls_server: ServerProcess, ca_pki: Pki) -> None:
@@ -295,7 +299,9 @@ def test_versions(
     p = s_client(srv.port, *args)
     assert (p.stdout == b"hello") is ok, p.stderr
     if not ok:
-        srv.wait_for(r"end=handshake-failed reason='(unsupported protocol|no protocols available)")
+        srv.wait_for_record(
+            outcome="handshake-failed", reason="(unsupported protocol|no protocols available).*"
+        )
 
 
 def test_refused_handshake_gets_a_fin_right_after_the_alert(
@@ -314,21 +320,21 @@ def test_refused_handshake_gets_a_fin_right_after_the_alert(
         started = time.monotonic()
         assert socket.socket.recv(s, 100) == b""  # the FIN
         assert time.monotonic() - started < 0.5  # the linger lasts 1 s
-    srv.wait_for(r"end=handshake-failed")
+    srv.wait_for_record(outcome="handshake-failed")
 
 
 def test_intermediate_refuses_cbc_suites(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki))
     p = s_client(srv.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256", "-quiet")
     assert p.stdout != b"hello"
-    srv.wait_for(r"end=handshake-failed reason='no shared cipher'")
+    srv.wait_for_record(outcome="handshake-failed", reason="no shared cipher")
 
 
 def test_ciphers(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki), "--ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305")
     p = s_client(srv.port, "-tls1_2", "-CAfile", str(ca_pki.ca.cert))
     assert b"Cipher is ECDHE-ECDSA-CHACHA20-POLY1305" in p.stdout
-    srv.wait_for(r"cipher=ECDHE-ECDSA-CHACHA20-POLY1305 ")
+    srv.wait_for_record(cipher="ECDHE-ECDSA-CHACHA20-POLY1305")
 
 
 def test_bad_ciphers_is_one_line(ca_pki: Pki) -> None:
@@ -344,17 +350,17 @@ def test_alpn(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki), "--alpn", "h2,http/1.1")
     p = s_client(srv.port, "-alpn", "http/1.1,h2", "-CAfile", str(ca_pki.ca.cert))
     assert b"ALPN protocol: h2" in p.stdout  # the server's preference
-    srv.wait_for(r" alpn=h2 .*end=terminated")
+    srv.wait_for_record(alpn="h2", outcome="terminated")
     p = s_client(srv.port, "-alpn", "foo", "-CAfile", str(ca_pki.ca.cert))
     assert b"No ALPN negotiated" in p.stdout
-    srv.wait_for(r" alpn=- .*end=terminated")
+    srv.wait_for_record(alpn=None, outcome="terminated")
 
 
 def test_alpn_required(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki), "--alpn", "echo", "--alpn-required")
     p = s_client(srv.port, "-alpn", "other", "-quiet", "-CAfile", str(ca_pki.ca.cert))
     assert p.stdout == b""
-    srv.wait_for(r" alpn=- in=0 out=0 .*end=alpn-refused")
+    srv.wait_for_record(alpn=None, bytes_in=0, bytes_out=0, outcome="alpn-refused")
     p = s_client(srv.port, "-alpn", "echo", "-quiet", "-CAfile", str(ca_pki.ca.cert))
     assert p.stdout == b"hello"
     ok = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--alpn", "echo", "-v")
@@ -372,7 +378,7 @@ def test_keylog_matches_what_s_client_logs(
     srv = run_server(*pki_args(ca_pki), "--keylog", str(server_log))
     p = s_client(srv.port, "-keylogfile", str(client_log), "-CAfile", str(ca_pki.ca.cert))
     assert p.returncode == 0
-    srv.wait_for("end=terminated")
+    srv.wait_for_record(outcome="terminated")
     server_lines = {ln for ln in server_log.read_text().splitlines() if not ln.startswith("#")}
     client_lines = {ln for ln in client_log.read_text().splitlines() if not ln.startswith("#")}
     assert any(ln.startswith("SERVER_TRAFFIC_SECRET_0 ") for ln in server_lines)
@@ -427,10 +433,10 @@ def test_sni_chooses_the_certificate(run_server: StartServer, ca_pki: Pki, tmp_p
     for name, cert in expect.items():
         p = s_client(srv.port, "-servername", name)
         assert fingerprint(served_certificate(p.stdout)) == fingerprint(cert.read_bytes()), name
-        srv.wait_for(rf" sni={name.lower()} ")
+        srv.wait_for_record(sni=re.escape(name.lower()))
     p = s_client(srv.port, "-noservername")
     assert fingerprint(served_certificate(p.stdout)) == fingerprint(ca_pki.server.cert.read_bytes())
-    srv.wait_for(r" sni=- ")
+    srv.wait_for_record(sni=None)
     ok = send(srv.port, "--cafile", str(api.cert), "--servername", "api.example.test")
     assert ok.returncode == 0, ok.stderr
 
@@ -511,7 +517,7 @@ def test_reload_interval(ca_pki: Pki, tmp_path: Path) -> None:
         "--cert", str(first.cert), "--key", str(first.key), "--reload-interval", "0.2"
     )
     try:
-        time.sleep(0.05)
+        # "listening on" comes after the watcher took its first look.
         second = write_pair(tmp_path, force=True)
         new_fp = fingerprint(second.cert.read_bytes())
         srv.wait_for(rf"reloaded certificate .* sha256={new_fp}$")
@@ -553,8 +559,10 @@ def proxied_echo(port: int, ca: Path, header: bytes, drip: bool = False) -> byte
 def test_proxy_v1(run_server: StartServer, ca_pki: Pki, mode: str) -> None:
     srv = run_server(*pki_args(ca_pki), "--proxy-protocol", mode)
     assert proxied_echo(srv.port, ca_pki.ca.cert, V1) == b"proxied"
-    line = srv.wait_for(r"end=terminated")[0]
-    assert line.startswith("echo_192.0.2.10_56324: done peer=192.0.2.10:56324 via=127.0.0.1:")
+    rec = srv.wait_for_record(outcome="terminated")[0]
+    assert rec["logger"] == "echo_192.0.2.10_56324"
+    assert rec["peer"] == "192.0.2.10:56324"
+    assert rec["via"].startswith("127.0.0.1:")
 
 
 @pytest.mark.parametrize("mode", ["v2", "any"])
@@ -562,15 +570,15 @@ def test_proxy_v2_with_tlvs(run_server: StartServer, ca_pki: Pki, mode: str) -> 
     srv = run_server(*pki_args(ca_pki), "--proxy-protocol", mode, "-v")
     assert proxied_echo(srv.port, ca_pki.ca.cert, V2) == b"proxied"
     srv.wait_for(r"PROXY v2 PROXY TCP4 from 192.0.2.20:40000 via .* tlvs=authority=example.test")
-    srv.wait_for(r"done peer=192.0.2.20:40000 via=127.0.0.1:")
+    srv.wait_for_record(peer=r"192\.0\.2\.20:40000", via=r"127\.0\.0\.1:\d+")
 
 
 def test_proxy_v2_local_uses_the_real_peer(run_server: StartServer, ca_pki: Pki) -> None:
     srv = run_server(*pki_args(ca_pki), "--proxy-protocol", "v2")
     assert proxied_echo(srv.port, ca_pki.ca.cert, V2_LOCAL) == b"proxied"
-    line = srv.wait_for(r"end=terminated")[0]
-    assert " via=" not in line
-    assert "done peer=127.0.0.1:" in line
+    rec = srv.wait_for_record(outcome="terminated")[0]
+    assert rec["via"] is None
+    assert rec["peer"].startswith("127.0.0.1:")
 
 
 def test_proxy_header_dripped_byte_by_byte(run_server: StartServer, ca_pki: Pki) -> None:
@@ -597,8 +605,8 @@ def test_proxy_malformed_is_one_line(
         raw.settimeout(10)
         with contextlib.suppress(ConnectionResetError):
             assert raw.recv(100) == b""  # closed, nothing sent back
-    line = srv.wait_for(r"end=proxy-error")[0]
-    assert reason in line
+    rec = srv.wait_for_record(outcome="proxy-error")[0]
+    assert reason in rec["reason"]
     assert proxied_echo(srv.port, ca_pki.ca.cert, V1) == b"proxied"
 
 
@@ -609,8 +617,8 @@ def test_proxy_header_then_reset(run_server: StartServer, ca_pki: Pki) -> None:
     time.sleep(0.1)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     raw.close()
-    srv.wait_for(
-        r"end=proxy-error reason='(reset by peer|closed before the end of the PROXY header)'"
+    srv.wait_for_record(
+        outcome="proxy-error", reason="reset by peer|closed before the end of the PROXY header"
     )
 
 

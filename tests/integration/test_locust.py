@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import start_server
+from tests.helpers import start_server
 from tlsecho.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]

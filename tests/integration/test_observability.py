@@ -6,22 +6,9 @@ import contextlib
 import json
 import socket
 import subprocess
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.conftest import TLSECHO, start_server
+from tests.helpers import TLSECHO, scrape, start_server
 from tlsecho.certs import Pki
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 def test_metrics_and_json_logs(ca_pki: Pki) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TLSECHO
+from tests.helpers import TLSECHO
 
 USER_TESTS = """
 import socket

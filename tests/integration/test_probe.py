@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.conftest import TLSECHO, fingerprint, start_server
+from tests.helpers import TLSECHO, fingerprint, start_server
 from tlsecho.certs import Pki
 
 
@@ -18,7 +19,7 @@ def probe(target: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def probe_json(target: str, *args: str) -> tuple[int, dict[str, object]]:
+def probe_json(target: str, *args: str) -> tuple[int, dict[str, Any]]:
     p = probe(target, "--json", *args)
     return p.returncode, json.loads(p.stdout)
 

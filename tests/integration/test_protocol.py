@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ServerProcess, pump
+from tests.helpers import ServerProcess, pump
 from tlsecho.certs import CertPair
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]

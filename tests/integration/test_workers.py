@@ -7,15 +7,13 @@ import re
 import signal
 import subprocess
 
-from tests.conftest import TLSECHO, start_server
-from tests.integration.test_observability import scrape
+from tests.helpers import TLSECHO, scrape, send, start_server
 from tlsecho.certs import Pki
 
 
-def send(port: int, ca: Pki) -> int:
-    cmd = [*TLSECHO, "send", "--host", "127.0.0.1", "--port", str(port), "-q"]
-    cmd += ["--cafile", str(ca.ca.cert)]
-    return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode
+def send_ok(port: int, ca: Pki) -> int:
+    """The exit status of a quiet ``tlsecho send`` trusting ``ca``."""
+    return send(port, "--cafile", str(ca.ca.cert), quiet=True, timeout=30).returncode
 
 
 def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
@@ -35,7 +33,7 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
         pids = [int(m) for ln in srv.lines() for m in re.findall(r"worker \d \(pid (\d+)\)", ln)]
         assert len(pids) == 2
         for _ in range(20):
-            assert send(srv.port, ca_pki) == 0
+            assert send_ok(srv.port, ca_pki) == 0
         srv.wait_for(r"end=terminated", count=20)
         m = scrape(url)
         assert m[("tlsecho_connections_total", (("outcome", "terminated"),))] == 20
@@ -49,7 +47,7 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
         srv.wait_for(r"worker \d exited with -9: restarting it")
         srv.wait_for(r"listening on 127.0.0.1:", count=3)
         for _ in range(4):
-            assert send(srv.port, ca_pki) == 0
+            assert send_ok(srv.port, ca_pki) == 0
     finally:
         assert srv.stop() == 0
     served = [int(m) for ln in srv.lines() for m in re.findall(r"main: served (\d+) conn", ln)]
@@ -96,7 +94,7 @@ def test_workers_auto_is_one_per_cpu(ca_pki: Pki) -> None:
     srv = start_server("--cert", cert, "--key", key, "--workers", "auto")
     try:
         srv.wait_for(r"listening on 127.0.0.1:", count=cpus)
-        assert send(srv.port, ca_pki) == 0
+        assert send_ok(srv.port, ca_pki) == 0
     finally:
         assert srv.stop() == 0
     assert len([ln for ln in srv.lines() if "listening on 127.0.0.1:" in ln]) == cpus
@@ -118,7 +116,7 @@ def test_a_worker_killed_right_after_it_listens_is_replaced(ca_pki: Pki) -> None
         os.kill(pids[0], signal.SIGKILL)
         srv.wait_for(r"worker \d exited with -9: restarting it")
         srv.wait_for(r"listening on 127.0.0.1:", count=3)
-        assert send(srv.port, ca_pki) == 0
+        assert send_ok(srv.port, ca_pki) == 0
     finally:
         assert srv.stop() == 0
     assert not [ln for ln in srv.lines() if "failed at start-up" in ln]

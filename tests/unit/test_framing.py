@@ -47,15 +47,16 @@ def test_trailing_bytes_after_nul_are_discarded_and_counted() -> None:
     assert f.bytes_in == 5 + 4 + 6
 
 
-@pytest.mark.parametrize("chunks", [[b"\x00"], [b"\x00abc"], [b"", b"\x00"]])
-def test_nul_first_ends_at_once(chunks: list[bytes]) -> None:
+@pytest.mark.parametrize(
+    ("chunks", "discarded"),
+    [([b"\x00"], 0), ([b"\x00abc"], 3), ([b"\x00", b"abc"], 3), ([b"\x00", b"a", b""], 1)],
+)
+def test_nul_first_ends_at_once(chunks: list[bytes], discarded: int) -> None:
     f = NulFraming()
-    outs = []
-    for c in chunks:
-        if c:
-            outs.append(f.receive_data(c))
+    outs = [f.receive_data(c) for c in chunks]
     assert b"".join(outs) == b""
-    assert f.terminated
+    assert f.terminated and f.finished
+    assert f.discarded == discarded
 
 
 def test_nul_alone_after_data() -> None:
