@@ -271,6 +271,7 @@ def write_pair(
         CertificateError: a file exists (without ``force``) or cannot be written.
         ConfigError: bad parameters (see :func:`make_self_signed`).
     """
+    _check(hosts, days)  # before anything is written: a bad value leaves no directory
     _prepare(out, [CERT_NAME, KEY_NAME], force)
     cert_pem, key_pem = make_self_signed(hosts, key_type=key_type, rsa_bits=rsa_bits, days=days)
     return _save(out, "tlsecho", cert_pem, key_pem, force)

@@ -38,7 +38,8 @@ log = get_logger("client")
 _TAG = {"tag": "echo_client"}
 _READ_SIZE = 65536
 
-Parts = Iterable[bytes] | AsyncIterable[bytes]
+#: The message, in parts: bytes, or str (sent as UTF-8).
+Parts = Iterable[bytes | str] | AsyncIterable[bytes | str]
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,8 @@ class _Verifier:
         self.offset += n
 
 
-async def _connect_with_proxy_header(config: ClientConfig, version: str) -> socket.socket:
-    """A connected TCP socket that has sent a PROXY header for itself."""
+async def _connect_tcp(config: ClientConfig) -> socket.socket:
+    """A connected TCP socket (that has sent its PROXY header, if configured)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
     last: OSError | None = None
@@ -105,8 +106,16 @@ async def _connect_with_proxy_header(config: ClientConfig, version: str) -> sock
             sock.close()
             last = exc
             continue
-        src, dst = sock.getsockname()[:2], sock.getpeername()[:2]
-        await loop.sock_sendall(sock, build_header(version, src, dst))
+        except BaseException:  # cancelled (the timeout): no socket left open
+            sock.close()
+            raise
+        if config.proxy_header is not None:
+            src, dst = sock.getsockname()[:2], sock.getpeername()[:2]
+            try:
+                await loop.sock_sendall(sock, build_header(config.proxy_header, src, dst))
+            except BaseException:
+                sock.close()
+                raise
         return sock
     raise last or OSError(f"no address for {config.host}")
 
@@ -159,22 +168,32 @@ class EchoClient:
         except TimeoutError:
             raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}") from None
 
-    async def _open(self, ctx: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(
+        self, ctx: ssl.SSLContext, step: list[str]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """TCP first, then TLS, so a timeout says which of the two it was."""
         cfg = self.config
-        name = cfg.verify_name
         try:
-            if cfg.proxy_header is not None:
-                sock = await _connect_with_proxy_header(cfg, cfg.proxy_header)
-                return await asyncio.open_connection(
-                    sock=sock, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
-                )
-            return await asyncio.open_connection(
-                cfg.host, cfg.port, ssl=ctx, server_hostname=name, ssl_handshake_timeout=cfg.timeout
-            )
-        except ssl.SSLError as exc:
-            raise map_handshake_error(exc, cfg) from None
+            sock = await _connect_tcp(cfg)
         except OSError as exc:
             raise map_connect_error(exc, cfg) from None
+        step[0] = "in the TLS handshake"
+        try:
+            return await asyncio.open_connection(
+                sock=sock,
+                ssl=ctx,
+                server_hostname=cfg.verify_name,
+                ssl_handshake_timeout=cfg.timeout,
+            )
+        except ssl.SSLError as exc:
+            sock.close()
+            raise map_handshake_error(exc, cfg) from None
+        except OSError as exc:
+            sock.close()
+            raise map_connect_error(exc, cfg) from None
+        except BaseException:
+            sock.close()
+            raise
 
     async def _exchange(
         self, parts: Parts, on_echo: Callable[[bytes], None] | None, step: list[str]
@@ -183,7 +202,7 @@ class EchoClient:
         ctx = self._ctx or client_context(cfg)
         chatty = log.isEnabledFor(logging.INFO)
         log.info("connecting to %s port %s", cfg.host, cfg.port, extra=_TAG)
-        reader, writer = await self._open(ctx)
+        reader, writer = await self._open(ctx, step)
         ssl_object = writer.get_extra_info("ssl_object")
         version = ssl_object.version() if ssl_object else "-"
         cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "-"
@@ -296,13 +315,21 @@ async def _read_echo(
             on_echo(data)
 
 
+def _as_bytes(part: object) -> bytes:
+    if isinstance(part, str):
+        return part.encode("utf-8")
+    if isinstance(part, bytes | bytearray | memoryview):
+        return bytes(part)
+    raise ConfigError(f"message parts are bytes or str, not {type(part).__name__}")
+
+
 async def _aiter(parts: Parts) -> AsyncIterator[bytes]:
     if isinstance(parts, AsyncIterable):
         async for p in parts:
-            yield p
+            yield _as_bytes(p)
     else:
         for p in parts:
-            yield p
+            yield _as_bytes(p)
 
 
 async def _drain_or_fail(writer: asyncio.StreamWriter, reading: asyncio.Future[None]) -> None:

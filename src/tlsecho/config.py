@@ -6,6 +6,7 @@ The CLI turns arguments into these; the library takes nothing else.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,6 +50,17 @@ def _is_ip_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _paths(obj: object, *names: str) -> None:
+    """Accept ``str`` and ``os.PathLike`` wherever a path is taken: store a Path."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or isinstance(value, Path):
+            continue
+        if not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{name} must be a path, not {type(value).__name__}")
+        object.__setattr__(obj, name, Path(value))
 
 
 def _check_port(port: int, low: int = 0) -> None:
@@ -131,6 +143,9 @@ class SniCert:
     key: Path
     """PEM private key (unencrypted, or encrypted with the server's ``key_password``)."""
 
+    def __post_init__(self) -> None:
+        _paths(self, "cert", "key")
+
 
 def parse_sni(text: str) -> SniCert:
     """``NAME=CERT:KEY`` to a :class:`SniCert`.
@@ -210,6 +225,7 @@ class ServerConfig:
     """Event loop: uvloop when installed (``auto``), or the one named."""
 
     def __post_init__(self) -> None:
+        _paths(self, "cert", "key", "keylog", "client_ca")
         _check_port(self.port)
         for host, port in self.listen:
             if not host:
@@ -286,6 +302,7 @@ class ClientConfig:
     """Send an HAProxy PROXY header of this version before the handshake."""
 
     def __post_init__(self) -> None:
+        _paths(self, "cafile", "cert", "key", "keylog")
         _check_port(self.port, low=1)
         _check_mode(self.mode, 1)
         _check_positive("timeout", self.timeout)

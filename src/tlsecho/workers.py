@@ -58,11 +58,20 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: 
 
 def _reserve_ports(config: ServerConfig) -> tuple[ServerConfig, list[socket.socket]]:
     """Reserve every port (port 0 becomes a real one) with bound, never
-    listening, SO_REUSEPORT sockets: a port in use fails here, once."""
+    listening, SO_REUSEPORT sockets: a port in use fails here, once.
+
+    SO_REUSEPORT would let the workers join any server of this user that
+    listens with it too (another ``tlsecho serve --workers``), silently
+    taking part of its traffic; so each port is first bound without it,
+    which fails, as a single server's bind does, when anyone listens there.
+    """
     listen: list[tuple[str, int]] = []
     held: list[socket.socket] = []
     try:
         for host, port in config.endpoints:
+            if port:
+                for probe in bind_all(host, port, listen=False):
+                    probe.close()
             socks = bind_all(host, port, reuse_port=True, listen=False)
             held += socks
             listen.append((host, socks[0].getsockname()[1]))

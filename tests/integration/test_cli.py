@@ -20,11 +20,12 @@ from tlsecho.certs import CertPair
 MESSAGE = b"This is the message. It will be sent in parts."
 
 
-def one_line_error(p: subprocess.CompletedProcess[bytes], *fragments: str) -> str:
-    """The process failed and said why in exactly one line, its last, with no
-    traceback (transcript lines logged before the failure may precede it)."""
+def one_line_error(p: subprocess.CompletedProcess[bytes], *fragments: str, status: int = 1) -> str:
+    """The process failed (``status``: 1, or 2 for a usage error) and said why
+    in exactly one line, its last, with no traceback (transcript lines logged
+    before the failure may precede it)."""
     err = p.stderr.decode()
-    assert p.returncode == 1, err
+    assert p.returncode == status, err
     assert "Traceback" not in err, err
     lines = err.splitlines()
     errors = [ln for ln in lines if ": error: " in ln]
@@ -148,7 +149,8 @@ def test_timeout() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()  # the kernel accepts; nobody answers the ClientHello
         p = send(s.getsockname()[1], "--timeout", "1", "--insecure")
-    one_line_error(p, "timed out after 1 s connecting")
+    # TCP connected (the backlog did it): the TLS handshake is what timed out.
+    one_line_error(p, "timed out after 1 s in the TLS handshake")
 
 
 # -- stdin mode ---------------------------------------------------------------
@@ -162,7 +164,7 @@ def test_stdin_is_binary_safe(server: ServerProcess, pki: CertPair) -> None:
 
 def test_stdin_with_a_nul_is_refused(server: ServerProcess, pki: CertPair) -> None:
     p = send(server.port, "--cafile", str(pki.cert), "-", stdin=b"abc\x00def")
-    one_line_error(p, "NUL byte at offset 3")
+    one_line_error(p, "NUL byte at offset 3", status=2)
 
 
 # -- the default certificate --------------------------------------------------
@@ -204,7 +206,7 @@ def test_missing_certificate(tmp_path: Path, pki: CertPair) -> None:
 
 def test_cert_without_key(pki: CertPair) -> None:
     p = serve("--port", "0", "--cert", str(pki.cert))
-    one_line_error(p, "--cert and --key go together")
+    one_line_error(p, "--cert and --key go together", status=2)
 
 
 def test_key_not_matching(pki: CertPair, other_pki: CertPair) -> None:
@@ -339,5 +341,5 @@ def test_ipv6_loopback(pki: CertPair) -> None:
 def test_cli_main_is_callable_without_a_subprocess(capsys: pytest.CaptureFixture[str]) -> None:
     from tlsecho.cli import main
 
-    assert main(["send", "--port", "0"]) == 1
+    assert main(["send", "--port", "0"]) == 2  # a usage error
     assert "port must be 1..65535" in capsys.readouterr().err

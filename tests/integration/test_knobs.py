@@ -340,7 +340,7 @@ def test_ciphers(run_server: StartServer, ca_pki: Pki) -> None:
 def test_bad_ciphers_is_one_line(ca_pki: Pki) -> None:
     cmd = [*TLSECHO, "serve", "--port", "0", *pki_args(ca_pki), "--ciphers", "NOPE-NOTHING"]
     p = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
-    assert p.returncode == 1
+    assert p.returncode == 2  # a usage error
     assert p.stderr.decode().splitlines()[-1] == (
         "tlsecho serve: error: --ciphers 'NOPE-NOTHING': no cipher matches"
     )
@@ -458,7 +458,7 @@ def test_listen_twice(run_server: StartServer, ca_pki: Pki) -> None:
 def test_listen_bad_value(ca_pki: Pki) -> None:
     cmd = [*TLSECHO, "serve", *pki_args(ca_pki), "--listen", "::1:80"]
     p = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
-    assert p.returncode == 1
+    assert p.returncode == 2  # a usage error
     assert "write IPv6 as [ADDRESS]:PORT" in p.stderr.decode() or "HOST:PORT" in p.stderr.decode()
 
 

@@ -81,6 +81,15 @@ class BenchConfig:
                 raise ConfigError("--rate must be positive")
             if self.scenario == "stream":
                 raise ConfigError("--rate applies to pingpong and connect, not stream")
+            if self.count is None and self.rate * self.duration < self.connections:
+                # Each connection's first message is due at a random moment
+                # in its own interval: fewer than one per connection over the
+                # run would measure next to nothing.
+                raise ConfigError(
+                    f"--rate {self.rate:g} for {self.duration:g} s is under one message per "
+                    f"connection ({self.connections}): raise --rate or --duration, "
+                    "or lower --connections"
+                )
         if self.resume and self.scenario != "connect":
             raise ConfigError("--resume applies to the connect scenario")
         if not self.timeout > 0:

@@ -1,19 +1,23 @@
 """``tlsecho``: parse arguments, build config objects, call the library.
 
 Only this package prints and chooses exit codes: 0 success, 1 a reported
-error (one line on stderr), 2 a usage error. One module per subcommand, each
+error (one line on stderr), 2 a usage error (argparse's, or a
+:class:`~tlsecho.errors.ConfigError`: an invalid setting, found before any
+work is done). One module per subcommand, each
 with ``add_parser(subparsers)`` and ``run(args) -> int``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from tlsecho import __version__
 from tlsecho.cli import badssl, bench, cert, demo, probe, send, serve
-from tlsecho.errors import TlsEchoError
+from tlsecho.errors import ConfigError, TlsEchoError
 
 __all__ = ["build_parser", "main"]
 
@@ -46,9 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tlsecho`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return _RUN[args.command](args)
+        status = _RUN[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return status
+    except ConfigError as exc:
+        print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except TlsEchoError as exc:
         print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped (``| head``): end quietly, as a Unix
+        # tool killed by SIGPIPE does, with nothing left to flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

@@ -115,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
         BenchConfig,
         args,
         client=client_config(args),
-        duration=args.duration or (3600.0 if args.count else default(BenchConfig, "duration")),
+        duration=(
+            args.duration
+            if args.duration is not None
+            else 3600.0
+            if args.count
+            else default(BenchConfig, "duration")
+        ),
     )
     if config.client.insecure:
         print("tlsecho bench: warning: --insecure: the server is not verified", file=sys.stderr)
@@ -136,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
         points = [(p, result.latency.percentile(p) / 1000) for p in _PLOT_PERCENTILES]
         plot(out, points if result.latency.total else [], args.plot)
     if not out["ok"]:
-        print("tlsecho bench: error: the run had errors or wrong bytes", file=sys.stderr)
+        what = (
+            "the run had errors or wrong bytes"
+            if out["errors"] or out["mismatched_bytes"]
+            else "no operation completed in the measured time"
+        )
+        print(f"tlsecho bench: error: {what}", file=sys.stderr)
         return 1
     return 0

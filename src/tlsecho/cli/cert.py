@@ -26,8 +26,7 @@ def add_parser(sub: Any) -> None:
     c.add_argument(
         "--rsa-bits",
         type=int,
-        default=default_arg(write_pki, "rsa_bits"),
-        help="RSA key size (default: %(default)s)",
+        help=f"RSA key size, with --key-type rsa (default: {default_arg(write_pki, 'rsa_bits')})",
     )
     c.add_argument(
         "--days",
@@ -52,8 +51,8 @@ def add_parser(sub: Any) -> None:
     )
     c.add_argument(
         "--client-name",
-        default=default_arg(write_pki, "client_name"),
-        help="client certificate's common name, with --ca (default: %(default)s)",
+        help="client certificate's common name, with --ca "
+        f"(default: {default_arg(write_pki, 'client_name')})",
     )
     c.add_argument(
         "--bad",
@@ -64,13 +63,18 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Options that cannot apply are mistakes, not silently ignored.
+    if args.bad and not args.ca:
+        raise ConfigError("--bad goes with --ca (the bad certificates are relative to the CA)")
+    if args.client_name is not None and not args.ca:
+        raise ConfigError("--client-name goes with --ca (only the PKI has a client certificate)")
+    if args.rsa_bits is not None and args.key_type != "rsa":
+        raise ConfigError("--rsa-bits goes with --key-type rsa")
     common: dict[str, Any] = {
         "hosts": list(args.hosts),
         "key_type": args.key_type,
-        "rsa_bits": args.rsa_bits,
+        "rsa_bits": args.rsa_bits or default_arg(write_pki, "rsa_bits"),
     }
-    if args.bad and not args.ca:
-        raise ConfigError("--bad goes with --ca (the bad certificates are relative to the CA)")
     if not args.ca:
         pair = write_pair(args.out, days=args.days, force=args.force, **common)
         print(f"wrote certificate {pair.cert}")
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         days=args.days,
         force=args.force,
         bad=args.bad,
-        client_name=args.client_name,
+        client_name=args.client_name or default_arg(write_pki, "client_name"),
         **common,
     )
     rows = pki.index()

@@ -115,8 +115,13 @@ def add_loop(p: argparse.ArgumentParser, default_loop: str = "auto") -> None:
 
 
 def csv(text: str) -> tuple[str, ...]:
-    """``a, b,c`` to ``("a", "b", "c")``."""
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+    """``a, b,c`` to ``("a", "b", "c")``; an empty list is a mistake."""
+    items = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(
+            f"expected one or more comma-separated names, not {text!r}"
+        )
+    return items
 
 
 def workers(text: str) -> int:

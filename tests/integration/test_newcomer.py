@@ -1,0 +1,127 @@
+"""A newcomer's first hour (issue 11): each bug found by trying every command
+as a new user would, as a test that failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TLSECHO, send, start_server, stop_cleanly
+from tlsecho import ClientConfig, EchoClient, ServerConfig, serve
+from tlsecho.certs import CertPair, Pki
+
+
+def run_closed_stdout(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """``tlsecho ARGS`` writing to a pipe whose reader is already gone."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run(
+            [*TLSECHO, *args], input=stdin, stdout=w, stderr=subprocess.PIPE, timeout=60
+        )
+    finally:
+        os.close(w)
+
+
+# Bug 4: BrokenPipeError tracebacks when stdout closes early ----------------------
+@pytest.mark.parametrize("command", [["demo"], ["cert", "--out", "{tmp}"]], ids=["demo", "cert"])
+def test_closed_stdout_is_a_quiet_exit(command: list[str], tmp_path: Path) -> None:
+    p = run_closed_stdout(*(c.format(tmp=tmp_path / "out") for c in command))
+    assert p.stderr == b""
+    assert p.returncode == 141  # as a Unix tool killed by SIGPIPE
+
+
+def test_closed_stdout_during_a_streamed_send(ca_pki: Pki) -> None:
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--mode", "raw"
+    )
+    try:
+        args = ["--port", str(srv.port), "--cafile", str(ca_pki.ca.cert), "--mode", "raw", "-"]
+        p = run_closed_stdout("send", "--host", "127.0.0.1", *args, stdin=b"x" * 200_000)
+        assert b"Traceback" not in p.stderr, p.stderr
+        assert p.returncode == 141, p.stderr
+    finally:
+        stop_cleanly(srv)
+
+
+# Frictions: usage errors exit 2, before any work ----------------------------------
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["serve", "--port", "99999"], "port must be 0..65535"),
+        (["serve", "--workers", "0"], "--workers must be at least 1"),
+        (["send", "--timeout", "0"], "timeout must be a positive number"),
+        (["bench", "-c", "0"], "--connections and --processes must be at least 1"),
+        # Bug 5: -d 0 ran for the default 5 s.
+        (["bench", "--port", "1", "-d", "0"], "--duration must be positive"),
+        # Bug 6: --rate 0.5 ran, measured nothing and blamed errors.
+        (["bench", "--port", "1", "--rate", "0.5"], "under one message per connection"),
+        (["cert", "--rsa-bits", "4096"], "--rsa-bits goes with --key-type rsa"),
+        (["cert", "--client-name", "x"], "--client-name goes with --ca"),
+        (["send", "--alpn", ""], "expected one or more comma-separated names"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    p = subprocess.run([*TLSECHO, *args], capture_output=True, timeout=60, cwd=tmp_path)
+    err = p.stderr.decode()
+    assert p.returncode == 2, err
+    assert fragment in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cert_with_bad_days_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "new"
+    p = subprocess.run(
+        [*TLSECHO, "cert", "--days", "0", "--out", str(out)], capture_output=True, timeout=60
+    )
+    assert p.returncode == 2, p.stderr
+    assert b"--days must be at least 1" in p.stderr
+    assert not out.exists()
+
+
+# Bug 2: --workers on a port in use joined the other server ---------------------------
+def test_workers_refuse_a_port_another_server_listens_on(ca_pki: Pki) -> None:
+    pair = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
+    first = start_server(*pair, "--workers", "2")
+    try:
+        cmd = [*TLSECHO, "serve", "--host", "127.0.0.1", "--port", str(first.port), *pair]
+        p = subprocess.run([*cmd, "--workers", "2"], capture_output=True, timeout=60)
+        err = p.stderr.decode()
+        assert p.returncode == 1, err
+        assert f"cannot listen on 127.0.0.1:{first.port}: address already in use" in err
+        # The first server still has every connection.
+        assert send(first.port, "--cafile", str(ca_pki.ca.cert), quiet=True).returncode == 0
+    finally:
+        stop_cleanly(first)
+
+
+# Bug 7 (a handshake timeout was called a connect timeout): test_cli.test_timeout.
+
+
+# Bug 8: the library raised raw Python errors for ordinary mistakes -------------------
+def test_library_takes_str_paths_and_str_parts(pki: CertPair) -> None:
+    async def main() -> None:
+        # The annotations say Path; untyped callers pass str, and that works.
+        cert, key = str(pki.cert), str(pki.key)
+        server_cfg = ServerConfig(host="127.0.0.1", port=0, cert=cert, key=key)  # type: ignore[arg-type]
+        assert server_cfg.cert == pki.cert
+        async with serve(server_cfg) as addresses:
+            port = addresses[0][1]
+            cfg = ClientConfig(host="localhost", port=port, cafile=cert)  # type: ignore[arg-type]
+            assert isinstance(cfg.cafile, Path)
+            result = await EchoClient(cfg).send(["héllo ", b"world"])
+            assert (result.sent, result.received) == (12, 12)  # UTF-8: é is two bytes
+
+    asyncio.run(main())
+
+
+def test_library_names_a_wrong_type() -> None:
+    from tlsecho import ConfigError
+
+    with pytest.raises(ConfigError, match="cafile must be a path, not int"):
+        ClientConfig(cafile=3)  # type: ignore[arg-type]
