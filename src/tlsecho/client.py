@@ -239,12 +239,11 @@ class EchoClient:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         if verifier.received < verifier.sent:
-            hint = ""
+            closed = _closed_early(verifier)
             if verifier.received == 0 and alpn is None:
                 hint = " (no ALPN protocol was negotiated: does the server require --alpn?)"
-            raise EchoMismatchError(
-                f"server closed early after {verifier.received} of {verifier.sent} bytes{hint}"
-            )
+                raise EchoMismatchError(f"{closed}{hint}")
+            raise closed
         return EchoResult(verifier.sent, verifier.received, version, cipher, alpn)
 
     async def _send_all(
@@ -272,7 +271,7 @@ class EchoClient:
             verifier.add_sent(part)
             writer.write(part)
             last = part
-            await _drain_or_fail(writer, reading)
+            await _drain_or_fail(writer, reading, verifier)
         if mode == "nul":
             writer.write(NUL)
         elif mode == "line" and not last.endswith(b"\n"):
@@ -281,7 +280,7 @@ class EchoClient:
                 log.info("sending %r", b"\n", extra=_TAG)
             verifier.add_sent(b"\n")
             writer.write(b"\n")
-        await _drain_or_fail(writer, reading)
+        await _drain_or_fail(writer, reading, verifier)
 
 
 async def _read_echo(
@@ -332,10 +331,24 @@ async def _aiter(parts: Parts) -> AsyncIterator[bytes]:
             yield _as_bytes(p)
 
 
-async def _drain_or_fail(writer: asyncio.StreamWriter, reading: asyncio.Future[None]) -> None:
-    """Wait for the write buffer to drain; fail early if the reader failed."""
-    if reading.done() and reading.exception() is not None:
-        raise reading.exception()  # type: ignore[misc]
+def _closed_early(verifier: _Verifier) -> EchoMismatchError:
+    return EchoMismatchError(
+        f"server closed early after {verifier.received} of {verifier.sent} bytes"
+    )
+
+
+async def _drain_or_fail(
+    writer: asyncio.StreamWriter, reading: asyncio.Future[None], verifier: _Verifier
+) -> None:
+    """Wait for the write buffer to drain; stop as soon as the reader has
+    ended: the echo failed, or the server closed while we were still sending
+    (writing on would only make asyncio log "SSL connection is closed" once
+    per write)."""
+    if reading.done():
+        failure = reading.exception()
+        if failure is not None:
+            raise failure
+        raise _closed_early(verifier)
     transport = writer.transport
     if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
         return  # not paused: no need to yield, so the parts go out back to back
@@ -354,7 +367,7 @@ async def _drain_or_fail(writer: asyncio.StreamWriter, reading: asyncio.Future[N
     failure = reading.exception()
     if failure is not None:
         raise failure
-    raise EchoMismatchError("server closed the connection before the message was sent")
+    raise _closed_early(verifier)
 
 
 async def send(

@@ -4,8 +4,13 @@ as a new user would, as a test that failed before its fix."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import signal
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,15 +93,22 @@ def test_cert_with_bad_days_writes_nothing(tmp_path: Path) -> None:
 def test_workers_refuse_a_port_another_server_listens_on(ca_pki: Pki) -> None:
     pair = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
     first = start_server(*pair, "--workers", "2")
+    cmd = [*TLSECHO, "serve", "--host", "127.0.0.1", "--port", str(first.port), *pair]
+    # Its own process group: if it wrongly starts, its workers go with it.
+    second = subprocess.Popen(
+        [*cmd, "--workers", "2"], stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
-        cmd = [*TLSECHO, "serve", "--host", "127.0.0.1", "--port", str(first.port), *pair]
-        p = subprocess.run([*cmd, "--workers", "2"], capture_output=True, timeout=60)
-        err = p.stderr.decode()
-        assert p.returncode == 1, err
+        _, err_bytes = second.communicate(timeout=30)
+        err = err_bytes.decode()
+        assert second.returncode == 1, err
         assert f"cannot listen on 127.0.0.1:{first.port}: address already in use" in err
         # The first server still has every connection.
         assert send(first.port, "--cafile", str(ca_pki.ca.cert), quiet=True).returncode == 0
     finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
         stop_cleanly(first)
 
 
@@ -125,3 +137,91 @@ def test_library_names_a_wrong_type() -> None:
 
     with pytest.raises(ConfigError, match="cafile must be a path, not int"):
         ClientConfig(cafile=3)  # type: ignore[arg-type]
+
+
+# Bug 1: Ctrl-C during bench printed tracebacks and lost everything -------------------
+@pytest.fixture
+def loaded_bench(ca_pki: Pki, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A bench run of a minute, in two processes, with its load flowing."""
+    srv = start_server("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "-v")
+    out = tmp_path / "run.json"
+    target = ["--host", "127.0.0.1", "--port", str(srv.port), "--cafile", str(ca_pki.ca.cert)]
+    load = ["-c", "2", "-p", "2", "-d", "60", "--warmup", "0", "--json", str(out)]
+    bench = subprocess.Popen(
+        [*TLSECHO, "bench", *target, *load],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    try:
+        srv.wait_for(r": sent b", count=200, timeout=30)  # echoes are flowing
+        yield bench, out
+    finally:
+        if bench.poll() is None:
+            os.killpg(bench.pid, signal.SIGKILL)
+            bench.wait()
+        stop_cleanly(srv)
+
+
+def test_ctrl_c_during_bench_keeps_what_was_measured(
+    loaded_bench: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    bench, out = loaded_bench
+    os.killpg(bench.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    stdout, stderr = bench.communicate(timeout=30)
+    assert bench.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr
+    assert b"interrupted" in stdout.splitlines()[0]
+    assert b"operations" in stdout  # the table
+    r = json.loads(out.read_text())
+    assert r["interrupted"] is True
+    assert r["operations"] > 0 and 0 < r["seconds"] < 60
+    assert r["errors"] == {} and r["mismatched_bytes"] == 0
+
+
+def test_a_second_ctrl_c_stops_bench_at_once(
+    loaded_bench: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    bench, _ = loaded_bench
+    os.killpg(bench.pid, signal.SIGINT)
+    os.killpg(bench.pid, signal.SIGINT)
+    _, stderr = bench.communicate(timeout=30)
+    assert bench.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr
+
+
+# Bug 3: 'SSL connection is closed' once per write hid the real error -----------------
+def test_server_closing_during_a_streamed_send_is_one_line(ca_pki: Pki) -> None:
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--mode", "raw", "--max-session", "0.5",
+    )  # fmt: skip
+    target = ["--host", "127.0.0.1", "--port", str(srv.port), "--cafile", str(ca_pki.ca.cert)]
+    client = subprocess.Popen(
+        [*TLSECHO, "send", *target, "--mode", "raw", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert client.stdin is not None
+    deadline = time.monotonic() + 30
+    try:
+        # Stream until the client gives up (the server ends the session at 0.5 s).
+        while client.poll() is None and time.monotonic() < deadline:
+            try:
+                client.stdin.write(b"a" * 65536)
+                client.stdin.flush()
+            except BrokenPipeError:
+                break
+        err = client.communicate(timeout=30)[1].decode()  # closes stdin: end of input
+        assert client.returncode == 1, err
+        assert err.splitlines() == [err.splitlines()[-1]], err  # exactly one line
+        assert re.fullmatch(
+            r"tlsecho send: error: server closed early after \d+ of \d+ bytes", err.strip()
+        ), err
+        srv.wait_for(r"session-timeout: closing connection")
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+        stop_cleanly(srv)

@@ -49,6 +49,7 @@ class Stats:
         self.late = 0
         self.timeline: list[int] = []  # operations per second of the measured window
         self.seconds = 0.0
+        self.interrupted = False
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -65,6 +66,7 @@ class Stats:
             "late": self.late,
             "timeline": self.timeline,
             "seconds": self.seconds,
+            "interrupted": self.interrupted,
         }
 
 
@@ -133,9 +135,12 @@ class Worker:
         stop_at: int,
         make_slot: Callable[[Worker], Slot],
         progress: Callable[[Stats], None] | None = None,
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         self.spec = spec
         self._make_slot = make_slot
+        # Asked at each housekeeping round: stop now (Ctrl-C in the parent).
+        self._interrupted = interrupted
         self.ctx = ctx
         self.measure_from = measure_from
         self.stop_at = stop_at
@@ -194,7 +199,6 @@ class Worker:
         timers = self.timers
         timeout_ns = int(self.spec.timeout * SECOND)
         next_check = CLOCK() + SECOND // 4
-        hard_stop = self.stop_at + timeout_ns
         while self.live > 0:
             now = CLOCK()
             wait = min(next_check, timers[0][0] if timers else next_check) - now
@@ -212,12 +216,16 @@ class Worker:
                 c.on_timer(now)
             if now >= next_check:
                 next_check = now + SECOND // 4
-                self._housekeeping(now, timeout_ns, hard_stop, slots)
+                self._housekeeping(now, timeout_ns, slots)
         self.ep.close()
-        self.stats.seconds = (min(CLOCK(), self.stop_at) - self.measure_from) / SECOND
+        measured = min(CLOCK(), self.stop_at) - self.measure_from
+        self.stats.seconds = max(0, measured) / SECOND
         return self.stats
 
-    def _housekeeping(self, now: int, timeout_ns: int, hard_stop: int, slots: list[Slot]) -> None:
+    def _housekeeping(self, now: int, timeout_ns: int, slots: list[Slot]) -> None:
+        if not self.stopping and self._interrupted is not None and self._interrupted():
+            self.stats.interrupted = True
+            self.stop_at = min(self.stop_at, now)  # the measured window ends here
         if not self.stopping and (now >= self.stop_at or self.budget_spent()):
             self.stopping = True
             self.timers.clear()
@@ -232,7 +240,7 @@ class Worker:
         for c in list(self.conns.values()):
             if c.idle() and not self.stopping:
                 continue
-            if now - c.progress > timeout_ns or (self.stopping and now > hard_stop):
+            if now - c.progress > timeout_ns or (self.stopping and now > self.stop_at + timeout_ns):
                 # No progress for --timeout seconds: a dropped byte or a stall.
                 c.fail("timeout")
         if self._progress is not None:

@@ -57,6 +57,7 @@ def render(r: dict[str, Any], stream: TextIO) -> None:
         f"{r['scenario']}: {r['connections']} connections, {r['size']} B, mode {r['mode']}, "
         f"{r['processes']} process(es), {r['seconds']} s"
         + (f", open loop at {r['rate']:,.4g}/s" if r.get("rate") else ", closed loop")
+        + (", interrupted" if r.get("interrupted") else "")
     )
     t = Table(show_header=False)
     t.add_column(style="bold")

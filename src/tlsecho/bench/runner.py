@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import signal
 import socket
 import ssl
 import time
@@ -116,6 +117,8 @@ class BenchResult:
     (the client or the server could not keep the rate)."""
     timeline: list[int] = field(default_factory=list)
     """Operations completed in each second of the measured period."""
+    interrupted: bool = False
+    """Stopped early (Ctrl-C): the figures cover the time measured until then."""
 
     @property
     def ok(self) -> bool:
@@ -132,6 +135,7 @@ class BenchResult:
         self.resumed += part["resumed"]
         self.late += part["late"]
         self.seconds = max(self.seconds, part["seconds"])
+        self.interrupted = self.interrupted or part["interrupted"]
         for k, v in part["errors"].items():
             self.errors[k] = self.errors.get(k, 0) + v
         for i, n in enumerate(part["timeline"]):
@@ -162,6 +166,7 @@ class BenchResult:
             "errors": self.errors,
             "latency_us": _percentiles(self.latency),
             "ok": self.ok,
+            "interrupted": self.interrupted,
         }
         if cfg.scenario == "connect":
             out["handshake_us"] = _percentiles(self.handshake)
@@ -249,9 +254,16 @@ def _spec(cfg: BenchConfig, conns: int, count: int | None, index: int) -> Worker
 
 
 def _worker(
-    cfg: BenchConfig, conns: int, count: int | None, index: int, out: Any, start: float
+    cfg: BenchConfig,
+    conns: int,
+    count: int | None,
+    index: int,
+    out: Any,
+    start: float,
+    stop: Any,
 ) -> None:
-    """One client process: wait for the common start, run, report."""
+    """One client process: wait for the common start, run, report. SIGINT is
+    ignored (the parent turns the first Ctrl-C into ``stop``, an Event)."""
     try:
         ctx = client_context(cfg.client)
         spec = _spec(cfg, conns, count, index)
@@ -276,7 +288,7 @@ def _worker(
             errors = sum(stats.errors.values())
             out.put(("progress", index, stats.ops, errors, stats.mismatched, p99))
 
-    worker = Worker(spec, ctx, measure_from, stop_at, make_slot, progress)
+    worker = Worker(spec, ctx, measure_from, stop_at, make_slot, progress, stop.is_set)
     out.put(("done", index, worker.run().as_dict()))
 
 
@@ -298,13 +310,51 @@ def run_bench(
     )
     mp = multiprocessing.get_context("spawn")
     out = mp.Queue()
+    stop = mp.Event()
     start = time.time() + 0.3 + 0.1 * cfg.processes  # the spawns import the package
     procs = [
-        mp.Process(target=_worker, args=(cfg, n, counts[i], i, out, start))
+        mp.Process(target=_worker, args=(cfg, n, counts[i], i, out, start, stop))
         for i, n in enumerate(share)
     ]
-    for p in procs:
-        p.start()
+    # Ctrl-C reaches the whole process group. The workers start with SIGINT
+    # ignored (inherited through exec, and Python keeps it so); here the first
+    # one stops the load and keeps what was measured, a second one gives up.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result, failure = _collect(cfg, procs, out, on_progress)
+    except BaseException:
+        for p in procs:
+            p.kill()
+            p.join()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if failure is not None:
+        raise ConfigError(failure)
+    if cfg.count is None and not result.interrupted:
+        result.seconds = cfg.duration
+    return result
+
+
+def _collect(
+    cfg: BenchConfig,
+    procs: list[Any],
+    out: Any,
+    on_progress: Callable[[int, int, int, float], None] | None,
+) -> tuple[BenchResult, str | None]:
+    """Read the workers' reports until each has said it is done."""
     result = BenchResult(cfg)
     progress: dict[int, tuple[Any, ...]] = {}
     deadline = time.monotonic() + cfg.warmup + cfg.duration + cfg.timeout + 60
@@ -335,8 +385,4 @@ def run_bench(
             p.join()
         elif p.exitcode:
             result.errors["client process died"] = result.errors.get("client process died", 0) + 1
-    if failure is not None:
-        raise ConfigError(failure)
-    if cfg.count is None:
-        result.seconds = cfg.duration
-    return result
+    return result, failure

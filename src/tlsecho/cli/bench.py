@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         points = [(p, result.latency.percentile(p) / 1000) for p in _PLOT_PERCENTILES]
         plot(out, points if result.latency.total else [], args.plot)
+    if result.interrupted:
+        print("tlsecho bench: interrupted", file=sys.stderr)
+        return 130
     if not out["ok"]:
         what = (
             "the run had errors or wrong bytes"
