@@ -55,6 +55,12 @@ def map_handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshake
     known = alert_message(exc)
     if known:
         return TlsHandshakeError(known)
+    if exc.reason == "WRONG_VERSION_NUMBER":
+        # What OpenSSL says when the first bytes back are not a TLS record.
+        return TlsHandshakeError(
+            f"TLS handshake failed: {config.host} port {config.port} does not speak TLS "
+            "(wrong version number): is it a plain-text or HTTP port?"
+        )
     reason = (exc.reason or str(exc)).lower().replace("_", " ")
     return TlsHandshakeError(f"TLS handshake failed: {reason}")
 
@@ -67,6 +73,7 @@ def map_connect_error(exc: OSError, config: ClientConfig) -> PeerError:
     if isinstance(exc, socket.gaierror):
         return ConnectError(f"cannot resolve {config.host!r}: {exc.strerror}")
     if isinstance(exc, ConnectionResetError):
-        return ConnectError(f"connection reset by {where} during the handshake")
+        hint = "" if config.proxy_header else " (does the server expect a PROXY header first?)"
+        return ConnectError(f"connection reset by {where} during the handshake{hint}")
     reason = (exc.strerror or str(exc) or exc.__class__.__name__).lower()
     return ConnectError(f"cannot connect to {where}: {reason}")

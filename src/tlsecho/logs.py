@@ -22,12 +22,13 @@ def connection_message(fields: Mapping[str, Any]) -> str:
     its JSON record (:meth:`tlsecho.connection.ConnectionRecord.as_fields`)."""
     via = f" via={fields['via']}" if fields["via"] else ""
     reason = f" reason={fields['reason']!r}" if fields["reason"] else ""
+    worker = f" worker={fields['worker']}" if fields.get("worker") is not None else ""
     return (
         f"done peer={fields['peer']}{via} tls={fields['tls_version'] or '-'}"
         f" cipher={fields['cipher'] or '-'} sni={fields['sni'] or '-'}"
         f" alpn={fields['alpn'] or '-'} in={fields['bytes_in']} out={fields['bytes_out']}"
         f" discarded={fields['discarded']} duration={fields['duration_s']:.3f}s"
-        f" end={fields['outcome']}{reason}"
+        f" end={fields['outcome']}{reason}{worker}"
     )
 
 
@@ -56,7 +57,8 @@ class JsonFormatter(logging.Formatter):
     and ``event``. A finished connection is ``"event": "connection"`` with
     the stable keys ``peer``, ``via``, ``tls_version``, ``cipher``, ``sni``,
     ``alpn``, ``client_cert``, ``bytes_in``, ``bytes_out``, ``discarded``,
-    ``duration_s``, ``outcome`` and ``reason``; other lines are
+    ``duration_s``, ``outcome``, ``reason`` and ``worker`` (with
+    ``--workers``; else null); other lines are
     ``"event": "log"`` with a ``message``.
     """
 
@@ -83,18 +85,37 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"tlsecho.{name}")
 
 
+class _Labelled(logging.Filter):
+    """Names the process in its own lines (``worker2: starting up ...``)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "tlsecho.main" and not hasattr(record, "tag"):
+            record.tag = self.label
+        return True
+
+
 def configure(
-    level: int | str = logging.INFO, stream: TextIO | None = None, fmt: str = "text"
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+    fmt: str = "text",
+    label: str | None = None,
 ) -> None:
     """Send log records at ``level`` and above to ``stream`` (stderr), as
     ``text`` (the original's ``name: message``) or ``json`` lines.
 
     The root logger is configured so that asyncio's own debug line
     (``asyncio: Using selector: ...``) shows at debug level, as in the
-    original transcript.
+    original transcript. ``label`` replaces ``main`` in this process's own
+    lines (a worker's number).
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TagFormatter())
+    if label is not None:
+        handler.addFilter(_Labelled(label))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -36,6 +36,7 @@ import pytest
 from tlsecho.badssl import Endpoint, endpoint_configs
 from tlsecho.certs import Pki, write_pki
 from tlsecho.config import ServerConfig
+from tlsecho.errors import ConfigError
 from tlsecho.server import EchoServer
 
 __all__ = ["RunningServer"]
@@ -141,6 +142,9 @@ def tlsecho_server_factory(tlsecho_pki: Pki) -> Iterator[Callable[..., RunningSe
     started: list[RunningServer] = []
 
     def start(*, bad: str | None = None, **options: Any) -> RunningServer:
+        if bad is not None and bad not in tlsecho_pki.bad:
+            kinds = ", ".join(sorted(tlsecho_pki.bad))
+            raise ConfigError(f"bad={bad!r}: not a bad certificate kind (one of: {kinds})")
         pair = tlsecho_pki.bad[bad] if bad else tlsecho_pki.server
         if options.get("client_auth", "none") != "none":
             options.setdefault("client_ca", tlsecho_pki.ca.cert)

@@ -57,7 +57,7 @@ async def run_until_signalled(
     config: ServerConfig,
     *,
     on_ready: Callable[[EchoServer], None] | None = None,
-    worker: bool = False,
+    worker: int | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
@@ -67,8 +67,8 @@ async def run_until_signalled(
     Args:
         config: the server's configuration.
         on_ready: called once the server listens.
-        worker: one of several processes on the same port (SO_REUSEPORT;
-            the supervisor serves the metrics).
+        worker: this process is worker number ``worker`` of several on the
+            same port (SO_REUSEPORT; the supervisor serves the metrics).
 
     Raises:
         CertificateError, ListenError: start-up failed.
@@ -77,7 +77,8 @@ async def run_until_signalled(
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
     server = EchoServer(config)
-    if worker:
+    if worker is not None:
+        server.worker = worker
         server.reuse_port = True
         server.serve_metrics = False
 

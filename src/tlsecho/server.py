@@ -103,6 +103,8 @@ class EchoServer:
         """Bind with SO_REUSEPORT (set by the worker supervisor)."""
         self.serve_metrics = True
         """Serve ``/metrics`` itself (workers leave it to the supervisor)."""
+        self.worker: int | None = None
+        """Which worker process this is (``--workers``), named in each connection's record."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

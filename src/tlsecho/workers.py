@@ -43,14 +43,14 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: 
     from tlsecho.run import new_event_loop_factory, run_until_signalled
 
     restrict_tls_groups()
-    configure(level, fmt=fmt)
+    configure(level, fmt=fmt, label=f"worker{index}")
     # SIGINT from a terminal reaches the whole process group; the
     # supervisor forwards it, so a worker ignores its own copy.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     log.info("worker %d (pid %d) starting", index, os.getpid())
     try:
         with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
-            runner.run(run_until_signalled(config, worker=True, on_ready=lambda _: ready.set()))
+            runner.run(run_until_signalled(config, worker=index, on_ready=lambda _: ready.set()))
     except TlsEchoError as exc:
         print(f"tlsecho serve: worker {index}: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TLSECHO, send, start_server, stop_cleanly
+from tests.helpers import TLSECHO, fingerprint, send, start_server, stop_cleanly
 from tlsecho import ClientConfig, EchoClient, ServerConfig, serve
 from tlsecho.certs import CertPair, Pki
 
@@ -225,3 +226,85 @@ def test_server_closing_during_a_streamed_send_is_one_line(ca_pki: Pki) -> None:
             client.kill()
             client.communicate()
         stop_cleanly(srv)
+
+
+# Frictions --------------------------------------------------------------------------
+def test_plot_without_matplotlib_fails_before_the_run(tmp_path: Path) -> None:
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    # Port 1 refuses: had the run started, the error would be about it.
+    cmd = [*TLSECHO, "bench", "--port", "1", "-d", "1", "--plot", str(tmp_path / "p.png")]
+    env = {**os.environ, "PYTHONPATH": str(fake)}
+    p = subprocess.run(cmd, capture_output=True, timeout=60, env=env)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.decode().strip() == (
+        "tlsecho bench: error: --plot needs matplotlib: pip install 'tlsecho[plot]'"
+    )
+
+
+def test_json_logs_make_start_up_errors_json_too(tmp_path: Path) -> None:
+    cmd = [*TLSECHO, "serve", "--log-format", "json", "--cert", str(tmp_path / "missing.crt")]
+    p = subprocess.run([*cmd, "--key", str(tmp_path / "k")], capture_output=True, timeout=60)
+    assert p.returncode == 1
+    last = json.loads(p.stderr.decode().splitlines()[-1])
+    assert last["level"] == "error"
+    assert last["message"].startswith("tlsecho serve: error: ")
+
+
+def test_probe_json_on_a_failure_is_json() -> None:
+    p = subprocess.run(
+        [*TLSECHO, "probe", "127.0.0.1:1", "--json"], capture_output=True, timeout=60
+    )
+    assert p.returncode == 1
+    r = json.loads(p.stdout)
+    assert r["port"] == 1 and "connection refused" in r["error"]
+
+
+def test_probe_table_shows_the_whole_fingerprint(ca_pki: Pki) -> None:
+    srv = start_server("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key))
+    try:
+        cmd = [*TLSECHO, "probe", f"localhost:{srv.port}", "--cafile", str(ca_pki.ca.cert)]
+        p = subprocess.run(
+            cmd, capture_output=True, timeout=60, env={**os.environ, "COLUMNS": "60"}
+        )
+        assert p.returncode == 0, p.stderr
+        table = re.sub(r"[│|\s]", "", p.stdout.decode())  # folded lines joined
+        assert fingerprint(ca_pki.server.cert.read_bytes()).replace(":", "") in table.replace(
+            ":", ""
+        )
+    finally:
+        stop_cleanly(srv)
+
+
+def test_send_to_a_plain_port_says_it_is_not_tls() -> None:
+    with socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        port = lsock.getsockname()[1]
+        client = subprocess.Popen(
+            [*TLSECHO, "send", "--host", "127.0.0.1", "--port", str(port), "--insecure"],
+            stderr=subprocess.PIPE,
+        )
+        conn, _ = lsock.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            _, err = client.communicate(timeout=30)
+    assert client.returncode == 1
+    assert f"127.0.0.1 port {port} does not speak TLS" in err.decode()
+
+
+def test_plugin_names_an_unknown_bad_kind(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_user="""
+import pytest
+from tlsecho import ConfigError
+
+def test_kind(tlsecho_server_factory):
+    with pytest.raises(ConfigError, match="not a bad certificate kind .*expired"):
+        tlsecho_server_factory(bad="nope")
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)

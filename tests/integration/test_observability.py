@@ -78,9 +78,11 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "duration_s",
         "outcome",
         "reason",
+        "worker",
     }
     for e in conns:
         assert set(e) == keys
+        assert e["worker"] is None  # one process: no --workers
     assert sum(e["bytes_in"] for e in conns) == received  # the logs and metrics agree
     first = conns[0]
     assert first["outcome"] == "eof"

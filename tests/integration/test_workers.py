@@ -34,14 +34,16 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
         assert len(pids) == 2
         for _ in range(20):
             assert send_ok(srv.port, ca_pki) == 0
-        srv.wait_for(r"end=terminated", count=20)
+        # Each connection's line names the worker that served it.
+        srv.wait_for(r"end=terminated worker=[12]$", count=20)
+        assert srv.wait_for(r"^worker1: starting up on 127\.0\.0\.1 port ")
         m = scrape(url)
         assert m[("tlsecho_connections_total", (("outcome", "terminated"),))] == 20
         assert m[("tlsecho_handshake_duration_seconds_count", ())] == 20
         assert m[("tlsecho_connections_active", ())] == 0
         # SIGHUP reaches every worker.
         srv.proc.send_signal(signal.SIGHUP)
-        srv.wait_for(r"main: reloaded certificate ", count=2)
+        srv.wait_for(r"^worker\d: reloaded certificate ", count=2)
         # A worker that dies is replaced, and the port keeps serving.
         os.kill(pids[0], signal.SIGKILL)
         srv.wait_for(r"worker \d exited with -9: restarting it")
@@ -50,7 +52,7 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
             assert send_ok(srv.port, ca_pki) == 0
     finally:
         assert srv.stop() == 0
-    served = [int(m) for ln in srv.lines() for m in re.findall(r"main: served (\d+) conn", ln)]
+    served = [int(m) for ln in srv.lines() for m in re.findall(r"^worker\d: served (\d+) conn", ln)]
     assert len(served) == 2  # the surviving worker and the replacement
     assert sum(served) >= 4
     assert "Traceback" not in "\n".join(srv.lines())

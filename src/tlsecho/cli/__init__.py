@@ -10,6 +10,7 @@ with ``add_parser(subparsers)`` and ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from tlsecho import __version__
 from tlsecho.cli import badssl, bench, cert, demo, probe, send, serve
 from tlsecho.errors import ConfigError, TlsEchoError
+from tlsecho.logs import JsonFormatter
 
 __all__ = ["build_parser", "main"]
 
@@ -46,6 +48,17 @@ _RUN: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _report(args: argparse.Namespace, exc: Exception) -> None:
+    """The one error line: text, or a JSON record with --log-format json."""
+    text = f"tlsecho {args.command}: error: {exc}"
+    if getattr(args, "log_format", "text") == "json":
+        record = logging.makeLogRecord(
+            {"name": "tlsecho.main", "levelname": "ERROR", "levelno": logging.ERROR, "msg": text}
+        )
+        text = JsonFormatter().format(record)
+    print(text, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tlsecho`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
@@ -54,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return status
     except ConfigError as exc:
-        print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
+        _report(args, exc)
         return 2
     except TlsEchoError as exc:
-        print(f"tlsecho {args.command}: error: {exc}", file=sys.stderr)
+        _report(args, exc)
         return 1
     except KeyboardInterrupt:
         return 130

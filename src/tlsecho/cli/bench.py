@@ -16,6 +16,7 @@ from tlsecho.cli.common import (
     config_from_args,
     default,
 )
+from tlsecho.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -111,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         compare(args.compare[0], args.compare[1], sys.stdout)
         return 0
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before a run that needs it)
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib: pip install 'tlsecho[plot]'") from None
     config = config_from_args(
         BenchConfig,
         args,

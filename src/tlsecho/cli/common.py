@@ -171,6 +171,7 @@ def add_client_tls(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--servername",
         dest="server_hostname",
+        metavar="NAME",
         help="name for SNI and the certificate check (default: the host)",
     )
     p.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")

@@ -9,6 +9,7 @@ from typing import Any
 
 from tlsecho.cli.common import add_client_tls, client_config, default
 from tlsecho.config import ClientConfig, parse_listen
+from tlsecho.errors import PeerError
 from tlsecho.net import format_address
 from tlsecho.probe import ProbeResult, probe
 
@@ -45,7 +46,12 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.target, default_port=10000, what="probe")
     config = client_config(args, host=host, port=port)
-    result = probe(config, resume=not args.no_resume)
+    try:
+        result = probe(config, resume=not args.no_resume)
+    except PeerError as exc:
+        if args.json:  # a program reading JSON gets JSON, failures included
+            print(json.dumps({"host": host, "port": port, "error": str(exc)}, indent=2))
+        raise
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -63,7 +69,7 @@ def _print_probe(r: ProbeResult) -> None:
     console = Console(highlight=False, soft_wrap=True)
     summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
     summary.add_column(style="bold")
-    summary.add_column()
+    summary.add_column(overflow="fold")
     verify = "ok" if r.verified else f"FAILED: {r.verify_error}"
     rows = [
         ("TLS version", r.tls_version),
@@ -83,7 +89,7 @@ def _print_probe(r: ProbeResult) -> None:
         what = "server certificate" if i == 0 else f"chain certificate {i}"
         cert = Table(title=what, show_header=False)
         cert.add_column(style="bold")
-        cert.add_column()
+        cert.add_column(overflow="fold")  # a fingerprint is folded, never cut
         for k, v in (
             ("subject", c.subject),
             ("issuer", c.issuer),

@@ -35,8 +35,9 @@ def add_parser(sub: Any) -> None:
         "parts",
         nargs="*",
         metavar="PART",
-        help="message parts, written one by one (default: the original three); "
-        "'-' reads stdin and writes the echo to stdout",
+        help="the message, in parts written one by one (default: the original three); "
+        "'-' reads stdin and writes the echo to stdout. The server is --host/--port, "
+        "never a part",
     )
     add_endpoint(d)
     add_mode(d)

@@ -511,7 +511,7 @@ class TlsConnection:
             return
         when = self._deadlines.get_timer()
         if when is not None:
-            self._timer = self._loop.call_at(when, self._on_timer)
+            self._timer = self._loop.call_at(when, self._on_timer, when)
 
     def check_deadlines(self, now: float) -> bool:
         """Close an open session past its idle timeout or session limit (the
@@ -528,9 +528,11 @@ class TlsConnection:
         self._begin_close()
         return False
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, when: float) -> None:
         self._timer = None
-        expired = self._deadlines.handle_timer(self._loop.time())
+        # The loop fired the timer set for ``when``: that moment has come, even
+        # if its clock (uvloop's counts whole milliseconds) still reads earlier.
+        expired = self._deadlines.handle_timer(max(self._loop.time(), when))
         if expired is Expired.HANDSHAKE:
             if self._state is State.PROXY:
                 self._fail(Outcome.PROXY_ERROR, TimeoutError("PROXY header timed out"))
@@ -539,7 +541,7 @@ class TlsConnection:
         elif expired is Expired.CLOSE:
             # The peer does not take its echo or does not close: give up.
             self._close(self._linger_exc)
-        else:  # woken early (the loop's clock is coarse): wait on
+        else:  # the deadline moved (a state change re-armed it): wait on
             self._arm_timer()
 
     # -- the end ----------------------------------------------------------------
@@ -591,4 +593,5 @@ class TlsConnection:
             outcome=self._outcome,
             exc=exc,
             ragged=self._ragged,
+            worker=self._server.worker,
         )
