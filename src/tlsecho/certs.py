@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tlsecho.errors import CertificateError, ConfigError
+from tlsecho.errors import CertificateError, ConfigError, setting
 
 __all__ = [
     "BAD_KINDS",
@@ -75,7 +75,7 @@ def _new_key(key_type: KeyType, rsa_bits: int) -> PrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "rsa":
         if rsa_bits < 2048:
-            raise ConfigError(f"--rsa-bits must be at least 2048, not {rsa_bits}")
+            raise ConfigError(f"{setting('rsa_bits')} must be at least 2048, not {rsa_bits}")
         return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     raise ConfigError(f"unknown key type {key_type!r}: use ecdsa or rsa")
 
@@ -171,7 +171,7 @@ def _check(hosts: tuple[str, ...] | list[str], days: int) -> None:
     if not hosts:
         raise ConfigError("a certificate needs at least one host name")
     if days < 1:
-        raise ConfigError(f"--days must be at least 1, not {days}")
+        raise ConfigError(f"{setting('days')} must be at least 1, not {days}")
     for h in hosts:
         _general_name(h)
 
@@ -219,7 +219,7 @@ def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
     try:
         fd = os.open(path, flags, mode)
     except FileExistsError:
-        raise CertificateError(f"{path} exists; pass --force to overwrite it") from None
+        raise CertificateError(f"{path} exists; pass {setting('force')} to overwrite it") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CertificateError(f"cannot write {path}: {reason}") from None
@@ -236,7 +236,7 @@ def _prepare(out: Path, names: list[str], force: bool) -> None:
     if not force:
         for n in names:
             if (out / n).exists():
-                raise CertificateError(f"{out / n} exists; pass --force to overwrite it")
+                raise CertificateError(f"{out / n} exists; pass {setting('force')} to overwrite it")
     if not out.exists():
         try:
             out.mkdir(parents=True)
@@ -376,7 +376,7 @@ def write_pki(
     """
     _check(hosts, days)
     if not client_name.strip():
-        raise ConfigError("--client-name must not be empty")
+        raise ConfigError(f"{setting('client_name')} must not be empty")
     stems = ["ca", "server", "client", *(k.name for k in BAD_KINDS if bad)]
     _prepare(out, [f"{s}.{ext}" for s in stems for ext in ("crt", "key")], force)
     start = _start(now)

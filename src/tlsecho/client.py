@@ -26,6 +26,7 @@ from tlsecho.errors import (
     ConfigError,
     EchoMismatchError,
     PeerError,
+    setting,
 )
 from tlsecho.framing import NUL
 from tlsecho.logs import get_logger
@@ -241,7 +242,10 @@ class EchoClient:
         if verifier.received < verifier.sent:
             closed = _closed_early(verifier)
             if verifier.received == 0 and alpn is None:
-                hint = " (no ALPN protocol was negotiated: does the server require --alpn?)"
+                hint = (
+                    f" (no ALPN protocol was negotiated: does the server require "
+                    f"{setting('alpn')}?)"
+                )
                 raise EchoMismatchError(f"{closed}{hint}")
             raise closed
         return EchoResult(verifier.sent, verifier.received, version, cipher, alpn)
@@ -264,7 +268,7 @@ class EchoClient:
                 at = verifier.sent + part.index(NUL)
                 raise ConfigError(
                     f"the message has a NUL byte at offset {at}: "
-                    "the nul protocol ends the message there (use --mode raw)"
+                    f"the nul protocol ends the message there (use {setting('mode')} raw)"
                 )
             if chatty:
                 log.info("sending %r", part, extra=_TAG)

@@ -9,7 +9,7 @@ import socket
 import ssl
 
 from tlsecho.config import ClientConfig
-from tlsecho.errors import ConnectError, PeerError, TlsHandshakeError
+from tlsecho.errors import ConnectError, PeerError, TlsHandshakeError, setting
 
 __all__ = ["alert_message", "map_connect_error", "map_handshake_error"]
 
@@ -17,9 +17,9 @@ __all__ = ["alert_message", "map_connect_error", "map_handshake_error"]
 # they arrive after the client's handshake is done, on the first read.
 _CLIENT_CERT_ALERTS = {
     "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate: "
-    "pass --cert FILE --key FILE",
+    f"pass {setting('cert')} FILE {setting('key')} FILE",
     "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the handshake (a client certificate "
-    "may be required: pass --cert FILE --key FILE)",
+    f"may be required: pass {setting('cert')} FILE {setting('key')} FILE)",
     "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused our client certificate (bad certificate)",
     "TLSV1_ALERT_UNKNOWN_CA": "the server refused our client certificate: "
     "it is not signed by a CA the server trusts",
@@ -44,10 +44,13 @@ def map_handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshake
             name = config.verify_name
             return TlsHandshakeError(
                 f"certificate verify failed: hostname mismatch, the certificate is not valid "
-                f"for {name!r}; connect with a name it lists, or --insecure"
+                f"for {name!r}; connect with a name it lists, or {setting('insecure')}"
             )
         hint = (
-            "pass --cafile FILE (the server's certificate or its CA), or --insecure"
+            (
+                f"pass {setting('cafile')} FILE (the server's certificate or its CA), or "
+                f"{setting('insecure')}"
+            )
             if config.cafile is None
             else f"is {config.cafile} the server's certificate or its CA?"
         )

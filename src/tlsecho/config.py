@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tlsecho.errors import ConfigError
+from tlsecho.errors import ConfigError, setting
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES, Mode
 
 __all__ = [
@@ -78,7 +78,9 @@ def _check_versions(low: TLSVersionName | None, high: TLSVersionName | None) -> 
         if v is not None and v not in ("1.2", "1.3"):
             raise ConfigError(f"TLS version must be 1.2 or 1.3, not {v!r}")
     if low is not None and high is not None and float(low) > float(high):
-        raise ConfigError(f"--min-version {low} is above --max-version {high}")
+        raise ConfigError(
+            f"{setting('min_version')} {low} is above {setting('max_version')} {high}"
+        )
 
 
 def _check_alpn(alpn: tuple[str, ...]) -> None:
@@ -91,7 +93,7 @@ def _check_mode(mode: str, max_line: int) -> None:
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if max_line < 1:
-        raise ConfigError(f"--max-line must be at least 1, not {max_line}")
+        raise ConfigError(f"{setting('max_line')} must be at least 1, not {max_line}")
 
 
 def parse_listen(
@@ -156,7 +158,7 @@ def parse_sni(text: str) -> SniCert:
     name, sep, files = text.partition("=")
     cert, sep2, key = files.rpartition(":")
     if not sep or not sep2 or not name or not cert or not key:
-        raise ConfigError(f"--sni {text!r}: expected NAME=CERT:KEY")
+        raise ConfigError(f"{setting('sni')} {text!r}: expected NAME=CERT:KEY")
     return SniCert(name.lower(), Path(cert), Path(key))
 
 
@@ -233,21 +235,29 @@ class ServerConfig:
             _check_port(port)
         _check_mode(self.mode, self.max_line)
         if (self.cert is None) != (self.key is None):
-            raise ConfigError("--cert and --key go together: give both or neither")
+            raise ConfigError(
+                f"{setting('cert')} and {setting('key')} go together: give both or neither"
+            )
         if self.profile not in ("intermediate", "modern"):
-            raise ConfigError(f"--tls-profile must be intermediate or modern, not {self.profile!r}")
+            raise ConfigError(
+                f"{setting('profile')} must be intermediate or modern, not {self.profile!r}"
+            )
         _check_versions(self.min_version, self.max_version)
         _check_alpn(self.alpn)
         if self.alpn_required and not self.alpn:
-            raise ConfigError("--alpn-required needs --alpn")
+            raise ConfigError(f"{setting('alpn_required')} needs {setting('alpn')}")
         if self.session_tickets is not None and not 0 <= self.session_tickets <= 16:
-            raise ConfigError(f"--session-tickets must be 0..16, not {self.session_tickets}")
+            raise ConfigError(
+                f"{setting('session_tickets')} must be 0..16, not {self.session_tickets}"
+            )
         if self.client_auth not in ("none", "optional", "required"):
-            raise ConfigError("--client-auth must be none, optional or required")
+            raise ConfigError(f"{setting('client_auth')} must be none, optional or required")
         if self.client_auth != "none" and self.client_ca is None:
-            raise ConfigError(f"--client-auth {self.client_auth} needs --client-ca FILE")
+            raise ConfigError(
+                f"{setting('client_auth')} {self.client_auth} needs {setting('client_ca')} FILE"
+            )
         if self.proxy_protocol not in ("off", "v1", "v2", "any"):
-            raise ConfigError("--proxy-protocol must be off, v1, v2 or any")
+            raise ConfigError(f"{setting('proxy_protocol')} must be off, v1, v2 or any")
         if self.reload_interval is not None:
             _check_positive("reload interval", self.reload_interval)
         _check_positive("handshake timeout", self.handshake_timeout)
@@ -257,9 +267,13 @@ class ServerConfig:
         if self.max_session is not None:
             _check_positive("max session", self.max_session)
         if self.max_connections is not None and self.max_connections < 1:
-            raise ConfigError(f"--max-connections must be at least 1, not {self.max_connections}")
+            raise ConfigError(
+                f"{setting('max_connections')} must be at least 1, not {self.max_connections}"
+            )
         if self.drain_timeout < 0:
-            raise ConfigError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
+            raise ConfigError(
+                f"{setting('drain_timeout')} must be 0 or more, not {self.drain_timeout}"
+            )
 
     @property
     def endpoints(self) -> tuple[tuple[str, int], ...]:
@@ -307,11 +321,13 @@ class ClientConfig:
         _check_mode(self.mode, 1)
         _check_positive("timeout", self.timeout)
         if (self.cert is None) != (self.key is None):
-            raise ConfigError("--cert and --key go together: give both or neither")
+            raise ConfigError(
+                f"{setting('cert')} and {setting('key')} go together: give both or neither"
+            )
         _check_versions(self.min_version, self.max_version)
         _check_alpn(self.alpn)
         if self.proxy_header not in (None, "v1", "v2"):
-            raise ConfigError("--proxy-header must be v1 or v2")
+            raise ConfigError(f"{setting('proxy_header')} must be v1 or v2")
 
     @property
     def verify_name(self) -> str:

@@ -1,11 +1,16 @@
 """The exception hierarchy: one root, split by whose fault it is.
 
-Every message is one line a user can act on; the CLI prints ``str(exc)``.
+Every message is one line a user can act on. A message names a setting with
+:func:`setting` (``f"pass {setting('cafile')} FILE"``): ``str(exc)`` says the
+library's name for it (``cafile``), and the command line says its flag
+(``--cafile``) through :meth:`TlsEchoError.render`.
 """
 
 from __future__ import annotations
 
 import errno
+import re
+from collections.abc import Callable
 
 __all__ = [
     "CertificateError",
@@ -17,11 +22,27 @@ __all__ = [
     "TlsEchoError",
     "TlsHandshakeError",
     "failure_reason",
+    "setting",
 ]
+
+# Private-use characters around a setting's name: never in a real message.
+_SETTING = re.compile("\ue000([a-z_]+)\ue001")
+
+
+def setting(name: str) -> str:
+    """A setting (a config field) named in an error message; see the module doc."""
+    return f"\ue000{name}\ue001"
 
 
 class TlsEchoError(Exception):
     """Root of every error tlsecho raises on purpose."""
+
+    def __str__(self) -> str:
+        return _SETTING.sub(r"\1", super().__str__())
+
+    def render(self, name_of: Callable[[str], str]) -> str:
+        """The message with each setting named by ``name_of`` (the CLI: its flag)."""
+        return _SETTING.sub(lambda m: name_of(m[1]), super().__str__())
 
 
 # -- local misuse or local environment ------------------------------------------

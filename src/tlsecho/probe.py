@@ -19,7 +19,7 @@ from typing import Any
 from tlsecho.certs import CertificateInfo, describe_certificate
 from tlsecho.client_errors import map_connect_error, map_handshake_error
 from tlsecho.config import ClientConfig
-from tlsecho.errors import PeerError
+from tlsecho.errors import PeerError, TlsEchoError
 from tlsecho.tls import client_context
 
 __all__ = ["CertInfo", "ProbeResult", "probe"]
@@ -52,10 +52,14 @@ class ProbeResult:
     connect_ms: float = 0.0
     handshake_ms: float = 0.0
     chain: list[CertInfo] = field(default_factory=list)
+    verify_exception: TlsEchoError | None = field(default=None, repr=False, compare=False)
+    """The verification failure as an error (``verify_error`` is its text)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
-        return asdict(self)
+        out = asdict(self)
+        del out["verify_exception"]
+        return out
 
 
 def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
@@ -129,7 +133,8 @@ def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
         sock, result.connect_ms, result.handshake_ms = _connect(config, ctx)
         result.verified = not config.insecure
     except ssl.SSLCertVerificationError as exc:
-        result.verify_error = str(map_handshake_error(exc, config))
+        result.verify_exception = map_handshake_error(exc, config)
+        result.verify_error = str(result.verify_exception)
         insecure = dataclasses.replace(config, insecure=True)
         ctx = client_context(insecure)
         try:

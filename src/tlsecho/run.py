@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from tlsecho.config import ServerConfig
-from tlsecho.errors import ConfigError, failure_reason
+from tlsecho.errors import ConfigError, failure_reason, setting
 from tlsecho.logs import get_logger
 from tlsecho.server import EchoServer
 
@@ -31,7 +31,7 @@ def new_event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]
         except ImportError:
             if name == "uvloop":
                 raise ConfigError(
-                    "--loop uvloop: uvloop is not installed (pip install uvloop)"
+                    f"{setting('loop')} uvloop: uvloop is not installed (pip install uvloop)"
                 ) from None
         else:
             return uvloop.new_event_loop
@@ -66,7 +66,7 @@ async def run_until_signalled(
 
     Args:
         config: the server's configuration.
-        on_ready: called once the server listens.
+        on_ready: called once the server listens (before it logs so).
         worker: this process is worker number ``worker`` of several on the
             same port (SO_REUSEPORT; the supervisor serves the metrics).
 
@@ -91,10 +91,9 @@ async def run_until_signalled(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal)  # runs on the loop, not in the handler
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    server.on_listening = on_ready
     try:
         await server.start()
-        if on_ready is not None:
-            on_ready(server)
         await stop.wait()
         log_main.info("closing server")
         await server.aclose(drain_timeout=config.drain_timeout)

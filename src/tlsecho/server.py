@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,9 @@ class EchoServer:
         """Bind with SO_REUSEPORT (set by the worker supervisor)."""
         self.serve_metrics = True
         """Serve ``/metrics`` itself (workers leave it to the supervisor)."""
+        self.on_listening: Callable[[EchoServer], None] | None = None
+        """Called once :meth:`start` has everything ready, just before it logs
+        ``listening on`` (the worker supervisor's readiness signal)."""
         self.worker: int | None = None
         """Which worker process this is (``--workers``), named in each connection's record."""
 
@@ -187,6 +190,8 @@ class EchoServer:
         if cfg.reload_interval is not None and self._given_ctx is None:
             self._watch = self._watched_files()
             self._watch_timer = self.loop.call_later(cfg.reload_interval, self._poll_files)
+        if self.on_listening is not None:
+            self.on_listening(self)  # before the line: a supervisor knows first
         # Last: whoever waits for this line finds everything ready.
         log_main.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 from tlsecho.certs import CERT_NAME, default_cert_dir, ensure_default_pair
 from tlsecho.certs import fingerprint as der_fingerprint
 from tlsecho.config import ClientConfig, ServerConfig, SniCert, TLSVersionName
-from tlsecho.errors import CertificateError, ConfigError
+from tlsecho.errors import CertificateError, ConfigError, setting
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
@@ -71,11 +71,17 @@ def _check_key(key: Path, password: str | None) -> None:
         load_pem_private_key(data, password.encode() if password is not None else None)
     except TypeError:
         if password is None:
-            raise CertificateError(f"key {key} is encrypted: pass --key-password") from None
-        raise CertificateError(f"key {key} is not encrypted: drop --key-password") from None
+            raise CertificateError(
+                f"key {key} is encrypted: pass {setting('key_password')}"
+            ) from None
+        raise CertificateError(
+            f"key {key} is not encrypted: drop {setting('key_password')}"
+        ) from None
     except ValueError:
         if password is not None:
-            raise CertificateError(f"cannot decrypt key {key}: wrong --key-password?") from None
+            raise CertificateError(
+                f"cannot decrypt key {key}: wrong {setting('key_password')}?"
+            ) from None
         raise CertificateError(f"{key} is not a valid PEM private key") from None
 
 
@@ -141,12 +147,16 @@ def _policy_context(config: ServerConfig) -> ssl.SSLContext:
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     _versions(ctx, config.min_version, config.max_version)
     if ctx.minimum_version > ctx.maximum_version:
-        raise ConfigError("the TLS versions left by --tls-profile and --max-version are empty")
+        raise ConfigError(
+            f"the TLS versions left by {setting('profile')} and {setting('max_version')} are empty"
+        )
     if config.ciphers is not None:
         try:
             ctx.set_ciphers(config.ciphers)
         except ssl.SSLError:
-            raise ConfigError(f"--ciphers {config.ciphers!r}: no cipher matches") from None
+            raise ConfigError(
+                f"{setting('ciphers')} {config.ciphers!r}: no cipher matches"
+            ) from None
     if config.alpn:
         ctx.set_alpn_protocols(list(config.alpn))
     if config.session_tickets is not None:

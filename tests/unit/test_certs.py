@@ -52,7 +52,7 @@ def test_rsa_bits_and_days(tmp_path: Path) -> None:
 def test_no_overwrite_without_force(tmp_path: Path) -> None:
     first = write_pair(tmp_path)
     before = first.cert.read_bytes()
-    with pytest.raises(CertificateError, match="exists; pass --force"):
+    with pytest.raises(CertificateError, match="exists; pass force to overwrite it"):
         write_pair(tmp_path)
     assert first.cert.read_bytes() == before
     os.chmod(first.key, 0o644)
@@ -64,8 +64,8 @@ def test_no_overwrite_without_force(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"days": 0}, "--days"),
-        ({"key_type": "rsa", "rsa_bits": 1024}, "--rsa-bits"),
+        ({"days": 0}, "^days must be at least 1, not 0$"),
+        ({"key_type": "rsa", "rsa_bits": 1024}, "^rsa_bits must be at least 2048"),
         ({"hosts": []}, "at least one host"),
         ({"hosts": ["bad host"]}, "invalid host"),
     ],

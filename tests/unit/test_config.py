@@ -56,13 +56,16 @@ def test_parse_sni() -> None:
     ("kwargs", "match"),
     [
         ({"mode": "bogus"}, "mode must be one of"),
-        ({"max_line": 0}, "--max-line"),
-        ({"cert": Path("a")}, "--cert and --key go together"),
-        ({"min_version": "1.3", "max_version": "1.2"}, "above --max-version"),
-        ({"alpn_required": True}, "--alpn-required needs --alpn"),
+        ({"max_line": 0}, "max_line must be at least 1"),
+        ({"cert": Path("a")}, "^cert and key go together"),
+        (
+            {"min_version": "1.3", "max_version": "1.2"},
+            "^min_version 1.3 is above max_version 1.2$",
+        ),
+        ({"alpn_required": True}, "^alpn_required needs alpn$"),
         ({"alpn": ("",)}, "ALPN protocol names"),
-        ({"session_tickets": 17}, "--session-tickets"),
-        ({"client_auth": "required"}, "needs --client-ca"),
+        ({"session_tickets": 17}, "^session_tickets must be 0..16"),
+        ({"client_auth": "required"}, "needs client_ca FILE"),
         ({"reload_interval": 0}, "reload interval"),
         ({"handshake_timeout": -1}, "handshake timeout"),
         ({"listen": (("h", 70000),)}, "0..65535"),
@@ -84,9 +87,23 @@ def test_endpoints() -> None:
         ({"port": 0}, "1..65535"),
         ({"timeout": 0}, "timeout"),
         ({"key": Path("k")}, "go together"),
-        ({"proxy_header": "v3"}, "--proxy-header"),
+        ({"proxy_header": "v3"}, "^proxy_header must be v1 or v2$"),
     ],
 )
 def test_client_config_errors(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ClientConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_library_messages_name_settings_the_cli_names_flags() -> None:
+    """A library user reads the field's name; the command line, its flag."""
+    from tlsecho.cli.common import flag_of
+
+    with pytest.raises(ConfigError) as info:
+        ServerConfig(profile="old", cert=None)  # type: ignore[arg-type]
+    assert str(info.value) == "profile must be intermediate or modern, not 'old'"
+    assert info.value.render(flag_of) == "--tls-profile must be intermediate or modern, not 'old'"
+    with pytest.raises(ConfigError) as info:
+        ClientConfig(key=Path("k"))
+    assert "--" not in str(info.value)
+    assert info.value.render(flag_of).startswith("--cert and --key go together")

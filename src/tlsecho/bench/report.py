@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tlsecho.errors import ConfigError
+from tlsecho.errors import ConfigError, setting
 
 __all__ = ["Progress", "compare", "plot", "render"]
 
@@ -136,7 +136,9 @@ def plot(r: dict[str, Any], latency_points: list[tuple[float, float]], path: Pat
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("--plot needs matplotlib: pip install 'tlsecho[plot]'") from None
+        raise ConfigError(
+            f"{setting('plot')} needs matplotlib: pip install 'tlsecho[plot]'"
+        ) from None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     if latency_points:
         xs = [1 / (1 - p / 100) for p, _ in latency_points]

@@ -21,7 +21,7 @@ from tlsecho.bench.engine import Stats, Worker, WorkerSpec
 from tlsecho.bench.histogram import Histogram
 from tlsecho.bench.scenarios import make_slot
 from tlsecho.config import ClientConfig
-from tlsecho.errors import ConfigError, TlsEchoError
+from tlsecho.errors import ConfigError, TlsEchoError, setting
 from tlsecho.tls import client_context
 
 __all__ = ["BenchConfig", "BenchResult", "run_bench"]
@@ -66,35 +66,39 @@ class BenchConfig:
         if self.scenario not in ("pingpong", "stream", "connect"):
             raise ConfigError(f"unknown scenario {self.scenario!r}")
         if self.connections < 1 or self.processes < 1:
-            raise ConfigError("--connections and --processes must be at least 1")
+            raise ConfigError(
+                f"{setting('connections')} and {setting('processes')} must be at least 1"
+            )
         if self.processes > self.connections:
-            raise ConfigError("--processes cannot exceed --connections")
+            raise ConfigError(f"{setting('processes')} cannot exceed {setting('connections')}")
         if self.size < 1:
-            raise ConfigError("--size must be at least 1")
+            raise ConfigError(f"{setting('size')} must be at least 1")
         if self.client.mode == "line" and self.size < 2:
-            raise ConfigError("--size must be at least 2 in line mode")
+            raise ConfigError(f"{setting('size')} must be at least 2 in line mode")
         if not self.duration > 0 or self.warmup < 0:
-            raise ConfigError("--duration must be positive and --warmup not negative")
+            raise ConfigError(
+                f"{setting('duration')} must be positive and {setting('warmup')} not negative"
+            )
         if self.count is not None and self.count < 1:
-            raise ConfigError("--count must be at least 1")
+            raise ConfigError(f"{setting('count')} must be at least 1")
         if self.rate is not None:
             if not self.rate > 0:
-                raise ConfigError("--rate must be positive")
+                raise ConfigError(f"{setting('rate')} must be positive")
             if self.scenario == "stream":
-                raise ConfigError("--rate applies to pingpong and connect, not stream")
+                raise ConfigError(f"{setting('rate')} applies to pingpong and connect, not stream")
             if self.count is None and self.rate * self.duration < self.connections:
                 # Each connection's first message is due at a random moment
                 # in its own interval: fewer than one per connection over the
                 # run would measure next to nothing.
                 raise ConfigError(
-                    f"--rate {self.rate:g} for {self.duration:g} s is under one message per "
-                    f"connection ({self.connections}): raise --rate or --duration, "
-                    "or lower --connections"
+                    f"{setting('rate')} {self.rate:g} for {self.duration:g} s is under one "
+                    f"message per connection ({self.connections}): raise {setting('rate')} "
+                    f"or {setting('duration')}, or lower {setting('connections')}"
                 )
         if self.resume and self.scenario != "connect":
-            raise ConfigError("--resume applies to the connect scenario")
+            raise ConfigError(f"{setting('resume')} applies to the connect scenario")
         if not self.timeout > 0:
-            raise ConfigError("--timeout must be positive")
+            raise ConfigError(f"{setting('timeout')} must be positive")
 
 
 @dataclass

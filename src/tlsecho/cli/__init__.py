@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from tlsecho import __version__
 from tlsecho.cli import badssl, bench, cert, demo, probe, send, serve
+from tlsecho.cli.common import flag_of
 from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.logs import JsonFormatter
 
@@ -48,9 +49,10 @@ _RUN: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _report(args: argparse.Namespace, exc: Exception) -> None:
-    """The one error line: text, or a JSON record with --log-format json."""
-    text = f"tlsecho {args.command}: error: {exc}"
+def _report(args: argparse.Namespace, exc: TlsEchoError) -> None:
+    """The one error line (settings named by their flags): text, or a JSON
+    record with --log-format json."""
+    text = f"tlsecho {args.command}: error: {exc.render(flag_of)}"
     if getattr(args, "log_format", "text") == "json":
         record = logging.makeLogRecord(
             {"name": "tlsecho.main", "levelname": "ERROR", "levelno": logging.ERROR, "msg": text}

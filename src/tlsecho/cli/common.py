@@ -29,6 +29,7 @@ __all__ = [
     "csv",
     "default",
     "default_arg",
+    "flag_of",
     "level",
     "seconds_or_off",
     "workers",
@@ -51,6 +52,16 @@ def default(cls: type[Any], name: str) -> Any:
 def default_arg(func: Callable[..., Any], name: str) -> Any:
     """The default of the keyword argument ``name`` of ``func``."""
     return inspect.signature(func).parameters[name].default
+
+
+#: Settings whose flag is not ``--`` + the field name with dashes.
+_FLAGS = {"profile": "--tls-profile", "server_hostname": "--servername"}
+
+
+def flag_of(field: str) -> str:
+    """The command line's flag for a config field (``key_password`` -> ``--key-password``):
+    how the CLI names a setting that a library error message names."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from tlsecho.cli.common import add_client_tls, client_config, default
+from tlsecho.cli.common import add_client_tls, client_config, default, flag_of
 from tlsecho.config import ClientConfig, parse_listen
 from tlsecho.errors import PeerError
 from tlsecho.net import format_address
@@ -57,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_probe(result)
     if result.verify_error and not args.exit_zero:
-        print(f"tlsecho probe: error: {result.verify_error}", file=sys.stderr)
+        print(f"tlsecho probe: error: {_verify_error(result)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _verify_error(r: ProbeResult) -> str:
+    """The verification failure, with its hints in the command line's words."""
+    exc = r.verify_exception
+    return exc.render(flag_of) if exc is not None else str(r.verify_error)
 
 
 def _print_probe(r: ProbeResult) -> None:
@@ -70,7 +76,7 @@ def _print_probe(r: ProbeResult) -> None:
     summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
     summary.add_column(style="bold")
     summary.add_column(overflow="fold")
-    verify = "ok" if r.verified else f"FAILED: {r.verify_error}"
+    verify = "ok" if r.verified else f"FAILED: {_verify_error(r)}"
     rows = [
         ("TLS version", r.tls_version),
         ("cipher", f"{r.cipher} ({r.cipher_bits} bits)"),
