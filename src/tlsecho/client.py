@@ -167,7 +167,11 @@ class EchoClient:
             async with asyncio.timeout(cfg.timeout):
                 return await self._exchange(parts, on_echo, step)
         except TimeoutError:
-            raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}") from None
+            hint = ""
+            if step[0].startswith("waiting for the echo"):
+                # The classic cause: the server frames differently (nul/line).
+                hint = f"; does the server use {setting('mode')} {cfg.mode}?"
+            raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}{hint}") from None
 
     async def _open(
         self, ctx: ssl.SSLContext, step: list[str]

@@ -13,6 +13,9 @@ from tlsecho.errors import ConnectError, PeerError, TlsHandshakeError, setting
 
 __all__ = ["alert_message", "map_connect_error", "map_handshake_error"]
 
+# OpenSSL's X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED.
+_CERT_NOT_YET_VALID, _CERT_HAS_EXPIRED = 9, 10
+
 # TLS alerts by which a server refuses our client certificate. With TLS 1.3
 # they arrive after the client's handshake is done, on the first read.
 _CLIENT_CERT_ALERTS = {
@@ -45,6 +48,12 @@ def map_handshake_error(exc: ssl.SSLError, config: ClientConfig) -> TlsHandshake
             return TlsHandshakeError(
                 f"certificate verify failed: hostname mismatch, the certificate is not valid "
                 f"for {name!r}; connect with a name it lists, or {setting('insecure')}"
+            )
+        if exc.verify_code in (_CERT_NOT_YET_VALID, _CERT_HAS_EXPIRED):
+            # The trust is right; the certificate's dates are not.
+            return TlsHandshakeError(
+                f"certificate verify failed: {detail} (the server's certificate is at fault, "
+                "not what this client trusts)"
             )
         hint = (
             (

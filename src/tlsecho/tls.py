@@ -95,7 +95,9 @@ def _load_chain(ctx: ssl.SSLContext, cert: Path, key: Path, password: str | None
         ctx.load_cert_chain(cert, key, password=lambda: password or "")
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
-        if reason == "KEY_VALUES_MISMATCH":
+        # NO_CERTIFICATE_ASSIGNED: the key is of another type than the
+        # certificate (an RSA key for an ECDSA certificate): a mismatch too.
+        if reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             raise CertificateError(f"certificate {cert} does not match key {key}") from None
         raise CertificateError(f"cannot load {cert} / {key}: {reason}") from None
 

@@ -88,6 +88,16 @@ def test_bench_count_sends_exactly_that_many(bench_server: ServerProcess, ca_pki
     assert r["operations"] == 40
 
 
+def test_bench_takes_a_target_as_probe_does(bench_server: ServerProcess, ca_pki: Pki) -> None:
+    # --port 1 would be refused: the HOST:PORT target wins.
+    cmd = [*TLSECHO, "bench", f"localhost:{bench_server.port}", "--port", "1", "-n", "20"]
+    p = subprocess.run(
+        [*cmd, "--cafile", str(ca_pki.ca.cert), "--json"], capture_output=True, timeout=120
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["operations"] == 20
+
+
 def test_bench_resume(bench_server: ServerProcess, ca_pki: Pki) -> None:
     rc, r = bench(bench_server.port, ca_pki.ca.cert, "--scenario", "connect", "-c", "2", "-n", "30")
     assert rc == 0 and r["resumed"] == 0

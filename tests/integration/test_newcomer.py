@@ -308,3 +308,50 @@ def test_kind(tlsecho_server_factory):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
+
+
+def test_a_framing_mismatch_says_so_when_it_times_out(ca_pki: Pki) -> None:
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--mode", "line"
+    )
+    try:
+        # nul: the message and a NUL, no newline; a line server waits for one.
+        p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--timeout", "1", "hello")
+        err = p.stderr.decode()
+        assert p.returncode == 1, err
+        assert err.strip().endswith("does the server use --mode nul?"), err
+    finally:
+        stop_cleanly(srv)
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail"),
+    [("expired", "certificate has expired"), ("not-yet-valid", "certificate is not yet valid")],
+)
+def test_an_expired_server_certificate_is_not_blamed_on_the_ca(
+    ca_pki: Pki, kind: str, detail: str
+) -> None:
+    bad = ca_pki.bad[kind]
+    srv = start_server("--cert", str(bad.cert), "--key", str(bad.key))
+    try:
+        p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--servername", "localhost")
+        err = p.stderr.decode()
+        assert p.returncode == 1, err
+        assert detail in err
+        assert "the server's certificate is at fault" in err
+        assert "or its CA?" not in err  # the CA file was the right one
+    finally:
+        stop_cleanly(srv)
+
+
+def test_a_key_of_another_type_is_a_mismatch(tmp_path: Path) -> None:
+    ec = tmp_path / "ec"
+    rsa = tmp_path / "rsa"
+    for out, args in ((ec, []), (rsa, ["--key-type", "rsa"])):
+        subprocess.run(
+            [*TLSECHO, "cert", "--out", str(out), *args], check=True, capture_output=True
+        )
+    cmd = [*TLSECHO, "serve", "--port", "0", "--cert", str(ec / "tlsecho.crt")]
+    p = subprocess.run([*cmd, "--key", str(rsa / "tlsecho.key")], capture_output=True, timeout=60)
+    assert p.returncode == 1
+    assert b"does not match key" in p.stderr, p.stderr

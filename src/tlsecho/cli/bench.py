@@ -16,6 +16,7 @@ from tlsecho.cli.common import (
     config_from_args,
     default,
 )
+from tlsecho.config import parse_listen
 from tlsecho.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -32,6 +33,12 @@ def add_parser(sub: Any) -> None:
 
     be: argparse.ArgumentParser = sub.add_parser(
         "bench", help="load generator: latency percentiles, throughput, conn/s"
+    )
+    be.add_argument(
+        "target",
+        nargs="?",
+        metavar="HOST[:PORT]",
+        help="the server, as probe takes it (or --host/--port)",
     )
     add_endpoint(be)
     be.add_argument(
@@ -117,10 +124,14 @@ def run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401  (checked before a run that needs it)
         except ImportError:
             raise ConfigError("--plot needs matplotlib: pip install 'tlsecho[plot]'") from None
+    target = {}
+    if args.target:
+        host, port = parse_listen(args.target, default_port=args.port, what="bench")
+        target = {"host": host, "port": port}
     config = config_from_args(
         BenchConfig,
         args,
-        client=client_config(args),
+        client=client_config(args, **target),
         duration=(
             args.duration
             if args.duration is not None
