@@ -10,7 +10,7 @@ from typing import Any
 
 from tlsecho.badssl import endpoint_configs
 from tlsecho.certs import default_cert_dir, write_pki
-from tlsecho.cli.common import add_logging, add_loop, level
+from tlsecho.cli.common import add_logging, add_loop, level, subcommand
 from tlsecho.config import ServerConfig
 from tlsecho.logs import configure
 from tlsecho.run import run_on_loop
@@ -20,8 +20,14 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    b: argparse.ArgumentParser = sub.add_parser(
-        "badssl", help="one echo listener per broken TLS property, on consecutive ports"
+    b = subcommand(
+        sub,
+        "badssl",
+        "one echo listener per broken TLS property, on consecutive ports",
+        "Expired, not-yet-valid, wrong-host, self-signed and unknown-CA certificates,\n"
+        "client certificates required, version-pinned and ALPN-required endpoints:\n"
+        "the table printed says what a correct client must do with each.",
+        ["tlsecho badssl --port 10443", "tlsecho badssl --port 0 --out /tmp/badssl"],
     )
     b.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -33,6 +39,7 @@ def add_parser(sub: Any) -> None:
         "--out",
         type=Path,
         help="directory for the PKI (default: a 'badssl' folder in the per-user data directory)",
+        metavar="DIR",
     )
     add_loop(b)
     add_logging(b)

@@ -15,6 +15,7 @@ from tlsecho.cli.common import (
     client_config,
     config_from_args,
     default,
+    subcommand,
 )
 from tlsecho.config import parse_listen
 from tlsecho.errors import ConfigError
@@ -31,8 +32,18 @@ def add_parser(sub: Any) -> None:
     def d(name: str) -> Any:
         return default(BenchConfig, name)
 
-    be: argparse.ArgumentParser = sub.add_parser(
-        "bench", help="load generator: latency percentiles, throughput, conn/s"
+    be = subcommand(
+        sub,
+        "bench",
+        "load generator: latency percentiles, throughput, conn/s",
+        "Every byte echoed is verified; latency comes from histograms (with --rate,\n"
+        "from when each message was due). Ctrl-C stops the load and keeps what was\n"
+        "measured.",
+        [
+            "tlsecho bench localhost:10000 --cafile pki/ca.crt -c 16 -d 10",
+            "tlsecho bench --scenario connect --resume -c 8 --json run.json",
+            "tlsecho bench --rate 20000 -c 16 -d 10",
+        ],
     )
     be.add_argument(
         "target",
@@ -55,30 +66,51 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=d("connections"),
         help="concurrent (%(default)s)",
+        metavar="N",
     )
     be.add_argument(
-        "-s", "--size", type=int, default=d("size"), help="message or chunk bytes (%(default)s)"
+        "-s",
+        "--size",
+        type=int,
+        default=d("size"),
+        help="message or chunk bytes (%(default)s)",
+        metavar="BYTES",
     )
     be.add_argument(
-        "-d", "--duration", type=float, help="measured seconds (5; with --count: a cap, 1 h)"
+        "-d",
+        "--duration",
+        type=float,
+        help="measured seconds (5; with --count: a cap, 1 h)",
+        metavar="SECONDS",
     )
     be.add_argument(
-        "-n", "--count", type=int, help="messages (connections) in all instead of --duration"
+        "-n",
+        "--count",
+        type=int,
+        help="messages (connections) in all instead of --duration",
+        metavar="N",
     )
     be.add_argument(
         "--rate",
         type=float,
         help="open loop: messages (connections) per second in all, timed from when each "
         "was due (default: closed loop)",
+        metavar="PER_SECOND",
     )
     be.add_argument(
         "--warmup",
         type=float,
         default=d("warmup"),
         help="seconds before measuring (%(default)g)",
+        metavar="SECONDS",
     )
     be.add_argument(
-        "-p", "--processes", type=int, default=d("processes"), help="client processes (%(default)s)"
+        "-p",
+        "--processes",
+        type=int,
+        default=d("processes"),
+        help="client processes (%(default)s)",
+        metavar="N",
     )
     be.add_argument("--resume", action="store_true", help="connect: resume TLS sessions")
     be.add_argument(
@@ -86,6 +118,7 @@ def add_parser(sub: Any) -> None:
         type=float,
         default=d("timeout"),
         help="seconds without progress: an error (%(default)g)",
+        metavar="SECONDS",
     )
     add_mode(be)
     add_client_tls(be)

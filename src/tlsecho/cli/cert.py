@@ -7,15 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from tlsecho.certs import write_pair, write_pki
-from tlsecho.cli.common import csv, default_arg
+from tlsecho.cli.common import csv, default_arg, subcommand
 from tlsecho.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    c: argparse.ArgumentParser = sub.add_parser(
-        "cert", help="make a key and a self-signed certificate, or a small PKI (--ca)"
+    c = subcommand(
+        sub,
+        "cert",
+        "make a key and a self-signed certificate, or a small PKI (--ca)",
+        "ECDSA P-256 by default, with subjectAltNames so that clients can keep hostname\n"
+        "checking on. --ca makes a CA and, signed by it, a server and a client\n"
+        "certificate; --bad adds the broken certificates a TLS client must refuse.",
+        [
+            "tlsecho cert --out certs",
+            "tlsecho cert --ca --bad --out pki --hosts localhost,127.0.0.1,::1",
+        ],
     )
     c.add_argument(
         "--key-type",
@@ -27,21 +36,28 @@ def add_parser(sub: Any) -> None:
         "--rsa-bits",
         type=int,
         help=f"RSA key size, with --key-type rsa (default: {default_arg(write_pki, 'rsa_bits')})",
+        metavar="BITS",
     )
     c.add_argument(
         "--days",
         type=int,
         default=default_arg(write_pki, "days"),
         help="validity in days (default: %(default)s)",
+        metavar="N",
     )
     c.add_argument(
         "--hosts",
         type=csv,
         default=default_arg(write_pki, "hosts"),
         help="comma-separated subjectAltName entries (default: localhost,127.0.0.1,::1)",
+        metavar="H1,H2",
     )
     c.add_argument(
-        "--out", type=Path, default=Path("."), help="directory to write the files to (default: .)"
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="directory to write the files to (default: .)",
+        metavar="DIR",
     )
     c.add_argument("--force", action="store_true", help="overwrite existing files")
     c.add_argument(
@@ -53,6 +69,7 @@ def add_parser(sub: Any) -> None:
         "--client-name",
         help="client certificate's common name, with --ca "
         f"(default: {default_arg(write_pki, 'client_name')})",
+        metavar="NAME",
     )
     c.add_argument(
         "--bad",

@@ -32,10 +32,29 @@ __all__ = [
     "flag_of",
     "level",
     "seconds_or_off",
+    "subcommand",
     "workers",
 ]
 
 C = TypeVar("C")
+#: A parser or an argument group of one.
+Container = argparse._ActionsContainer
+
+
+def subcommand(
+    sub: Any, name: str, summary: str, description: str, examples: list[str]
+) -> argparse.ArgumentParser:
+    """A subcommand's parser: its one-line summary (in ``tlsecho --help``), a
+    description and examples (in ``tlsecho NAME --help``)."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.\n\n{description}",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def default(cls: type[Any], name: str) -> Any:
@@ -73,7 +92,7 @@ def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -
     return cls(**values)
 
 
-def add_logging(p: argparse.ArgumentParser, default_level: str = "info") -> None:
+def add_logging(p: Container, default_level: str = "info") -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging: the original transcript lines"
@@ -101,7 +120,7 @@ def level(args: argparse.Namespace, default_level: str = "info") -> str:
     return str(args.log_level or default_level).upper()
 
 
-def add_endpoint(p: argparse.ArgumentParser) -> None:
+def add_endpoint(p: Container) -> None:
     p.add_argument(
         "--host",
         default=default(ClientConfig, "host"),
@@ -115,7 +134,7 @@ def add_endpoint(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_loop(p: argparse.ArgumentParser, default_loop: str = "auto") -> None:
+def add_loop(p: Container, default_loop: str = "auto") -> None:
     what = "auto = uvloop when installed" if default_loop == "auto" else default_loop
     p.add_argument(
         "--loop",
@@ -151,7 +170,7 @@ def seconds_or_off(text: str) -> float | None:
     return None if value == 0 else value
 
 
-def add_mode(p: argparse.ArgumentParser) -> None:
+def add_mode(p: Container) -> None:
     p.add_argument(
         "--mode",
         choices=list(MODES),
@@ -161,7 +180,7 @@ def add_mode(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_versions(p: argparse.ArgumentParser) -> None:
+def add_versions(p: Container) -> None:
     p.add_argument("--min-version", choices=["1.2", "1.3"], help="lowest TLS version")
     p.add_argument("--max-version", choices=["1.2", "1.3"], help="highest TLS version")
     p.add_argument("--alpn", type=csv, default=(), metavar="P1,P2", help="ALPN protocols to offer")
@@ -169,15 +188,17 @@ def add_versions(p: argparse.ArgumentParser) -> None:
         "--keylog",
         type=Path,
         help="append TLS secrets in NSS key log format for Wireshark (default: $SSLKEYLOGFILE)",
+        metavar="FILE",
     )
 
 
-def add_client_tls(p: argparse.ArgumentParser) -> None:
+def add_client_tls(p: Container) -> None:
     p.add_argument(
         "--cafile",
         type=Path,
         help="trusted PEM certificates "
         "(default: the system store and the server's default certificate)",
+        metavar="FILE",
     )
     p.add_argument(
         "--servername",
@@ -185,8 +206,8 @@ def add_client_tls(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="name for SNI and the certificate check (default: the host)",
     )
-    p.add_argument("--cert", type=Path, help="client certificate to present (mTLS)")
-    p.add_argument("--key", type=Path, help="private key for --cert")
+    p.add_argument("--cert", type=Path, help="client certificate to present (mTLS)", metavar="FILE")
+    p.add_argument("--key", type=Path, help="private key for --cert", metavar="FILE")
     add_versions(p)
 
 

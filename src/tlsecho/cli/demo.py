@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tlsecho.certs import write_pair
-from tlsecho.cli.common import add_loop
+from tlsecho.cli.common import add_loop, subcommand
 from tlsecho.client import EchoClient
 from tlsecho.config import ClientConfig, ServerConfig
 from tlsecho.logs import TagFormatter
@@ -21,8 +21,13 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    m: argparse.ArgumentParser = sub.add_parser(
-        "demo", help="run a server and the client against it, print both transcripts"
+    m = subcommand(
+        sub,
+        "demo",
+        "run a server and the client against it, print both transcripts",
+        "A throw-away certificate, a server on a free loopback port and the original\n"
+        "client's exchange, with the log lines of both sides.",
+        ["tlsecho demo"],
     )
     add_loop(m)
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from tlsecho.cli.common import add_client_tls, client_config, default, flag_of
+from tlsecho.cli.common import add_client_tls, client_config, default, flag_of, subcommand
 from tlsecho.config import ClientConfig, parse_listen
 from tlsecho.errors import PeerError
 from tlsecho.net import format_address
@@ -17,8 +17,17 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    pr: argparse.ArgumentParser = sub.add_parser(
-        "probe", help="connect and report what was negotiated"
+    pr = subcommand(
+        sub,
+        "probe",
+        "connect and report what was negotiated",
+        "TLS version, cipher, ALPN, SNI, the certificate chain and its verification,\n"
+        "and whether a second connection resumes the session. Sends no application\n"
+        "data: polite to any TLS server.",
+        [
+            "tlsecho probe localhost:10000 --cafile pki/ca.crt",
+            "tlsecho probe example.test:443 --json",
+        ],
     )
     pr.add_argument(
         "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
@@ -40,6 +49,7 @@ def add_parser(sub: Any) -> None:
         type=float,
         default=default(ClientConfig, "timeout"),
         help="seconds (default: %(default)g)",
+        metavar="SECONDS",
     )
 
 

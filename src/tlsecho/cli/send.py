@@ -18,6 +18,7 @@ from tlsecho.cli.common import (
     client_config,
     default,
     level,
+    subcommand,
 )
 from tlsecho.client import EchoClient
 from tlsecho.config import DEFAULT_PARTS, ClientConfig
@@ -28,8 +29,17 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    d: argparse.ArgumentParser = sub.add_parser(
-        "send", help="send a message in parts and verify the echo"
+    d = subcommand(
+        sub,
+        "send",
+        "send a message in parts and verify the echo",
+        "The original example's client: each PART is one write, then the message ends\n"
+        "(a NUL byte in mode nul). Every byte of the echo is checked as it arrives.\n"
+        "'-' streams stdin and writes the echo to stdout.",
+        [
+            "tlsecho send --cafile pki/ca.crt 'hello, ' 'world'",
+            "tlsecho send --host example.test --port 443 --mode raw - < file",
+        ],
     )
     d.add_argument(
         "parts",
@@ -53,6 +63,7 @@ def add_parser(sub: Any) -> None:
         type=float,
         default=default(ClientConfig, "timeout"),
         help="seconds for the whole exchange (default: %(default)g)",
+        metavar="SECONDS",
     )
     # A client: the stdlib loop by default (a uvloop client lost a record once, BENCHMARKS.md).
     add_loop(d, "asyncio")

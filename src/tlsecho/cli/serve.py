@@ -18,6 +18,7 @@ from tlsecho.cli.common import (
     default,
     level,
     seconds_or_off,
+    subcommand,
     workers,
 )
 from tlsecho.config import ServerConfig, parse_listen, parse_sni
@@ -34,113 +35,29 @@ def _d(name: str) -> Any:
 
 
 def add_parser(sub: Any) -> None:
-    s: argparse.ArgumentParser = sub.add_parser("serve", help="run the TLS echo server")
-    add_endpoint(s)
-    s.add_argument(
+    s = subcommand(
+        sub,
+        "serve",
+        "run the TLS echo server",
+        "The original protocol by default: every byte before the first NUL is echoed\n"
+        "once, in order; the NUL ends the session with close_notify. Without --cert, a\n"
+        "per-user certificate is made on first use and trusted by tlsecho send.",
+        [
+            "tlsecho serve",
+            "tlsecho serve --cert pki/server.crt --key pki/server.key --client-ca pki/ca.crt",
+            "tlsecho serve --listen 127.0.0.1:10000 --listen [::1]:10000 --workers auto",
+        ],
+    )
+    where = s.add_argument_group("where and how to listen")
+    add_endpoint(where)
+    where.add_argument(
         "--listen",
         action="append",
         default=[],
         metavar="HOST:PORT",
         help="listen here (repeatable; IPv6 as [ADDRESS]:PORT); replaces --host/--port",
     )
-    add_mode(s)
-    s.add_argument(
-        "--max-line",
-        type=int,
-        default=_d("max_line"),
-        help="longest line in --mode line, newline included (default: %(default)s)",
-    )
-    s.add_argument(
-        "--cert",
-        type=Path,
-        help="PEM certificate (default: a per-user certificate made on first use)",
-    )
-    s.add_argument("--key", type=Path, help="PEM private key for --cert")
-    s.add_argument(
-        "--key-password",
-        default=os.environ.get("TLSECHO_KEY_PASSWORD"),
-        help="password of an encrypted key (or set TLSECHO_KEY_PASSWORD)",
-    )
-    s.add_argument(
-        "--tls-profile",
-        dest="profile",
-        choices=["intermediate", "modern"],
-        default=_d("profile"),
-        help="Mozilla server-side TLS: intermediate (1.2 and 1.3) or modern (1.3) "
-        "(default: %(default)s)",
-    )
-    add_versions(s)
-    s.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 (default: the profile's)")
-    s.add_argument(
-        "--alpn-required",
-        action="store_true",
-        help="refuse a client with no ALPN protocol in common",
-    )
-    s.add_argument(
-        "--session-tickets",
-        type=int,
-        help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0 disables)",
-    )
-    s.add_argument("--client-ca", type=Path, help="CA certificates for client certificates (mTLS)")
-    s.add_argument(
-        "--client-auth",
-        choices=["none", "optional", "required"],
-        help="client certificates (default: required with --client-ca, else none)",
-    )
-    s.add_argument(
-        "--sni",
-        action="append",
-        default=[],
-        metavar="NAME=CERT:KEY",
-        help="serve CERT to clients asking for NAME (repeatable; wildcards like *.example.test)",
-    )
-    s.add_argument(
-        "--proxy-protocol",
-        choices=["off", "v1", "v2", "any"],
-        default=_d("proxy_protocol"),
-        help="read an HAProxy PROXY header before the handshake (default: %(default)s)",
-    )
-    s.add_argument(
-        "--reload-interval",
-        type=float,
-        metavar="SECONDS",
-        help="poll the certificate files and reload when they change (SIGHUP always reloads)",
-    )
-    s.add_argument(
-        "--handshake-timeout",
-        type=float,
-        default=_d("handshake_timeout"),
-        help="seconds for the PROXY header and the handshake (default: %(default)g)",
-    )
-    s.add_argument(
-        "--shutdown-timeout",
-        type=float,
-        default=_d("shutdown_timeout"),
-        help="seconds for flushing and the TLS close (default: %(default)g)",
-    )
-    s.add_argument(
-        "--idle-timeout",
-        type=seconds_or_off,
-        default=_d("idle_timeout"),
-        metavar="SECONDS",
-        help="close a session with no bytes either way for this long "
-        "(default: %(default)g; 0: never)",
-    )
-    s.add_argument(
-        "--max-session",
-        type=seconds_or_off,
-        default=_d("max_session"),
-        metavar="SECONDS",
-        help="close a session this long after its handshake (default: never)",
-    )
-    s.add_argument(
-        "--max-connections",
-        type=int,
-        metavar="N",
-        help="stop accepting while N connections are open "
-        "(default: the file-descriptor limit less 64)",
-    )
-    s.add_argument(
+    where.add_argument(
         "--workers",
         type=workers,
         default=1,
@@ -148,12 +65,123 @@ def add_parser(sub: Any) -> None:
         help="N server processes on the same port "
         "(SO_REUSEPORT; default: %(default)s; auto: one per CPU)",
     )
-    s.add_argument(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    add_loop(where, _d("loop"))
+    echo = s.add_argument_group("what to echo")
+    add_mode(echo)
+    echo.add_argument(
+        "--max-line",
+        type=int,
+        default=_d("max_line"),
+        help="longest line in --mode line, newline included (default: %(default)s)",
+        metavar="BYTES",
     )
-    s.add_argument(
+    echo.add_argument(
+        "--proxy-protocol",
+        choices=["off", "v1", "v2", "any"],
+        default=_d("proxy_protocol"),
+        help="read an HAProxy PROXY header before the handshake (default: %(default)s)",
+    )
+    tls = s.add_argument_group("TLS")
+    tls.add_argument(
+        "--cert",
+        type=Path,
+        help="PEM certificate (default: a per-user certificate made on first use)",
+        metavar="FILE",
+    )
+    tls.add_argument("--key", type=Path, help="PEM private key for --cert", metavar="FILE")
+    tls.add_argument(
+        "--key-password",
+        default=os.environ.get("TLSECHO_KEY_PASSWORD"),
+        help="password of an encrypted key (or set TLSECHO_KEY_PASSWORD)",
+        metavar="PASSWORD",
+    )
+    tls.add_argument(
+        "--tls-profile",
+        dest="profile",
+        choices=["intermediate", "modern"],
+        default=_d("profile"),
+        help="Mozilla server-side TLS: intermediate (1.2 and 1.3) or modern (1.3) "
+        "(default: %(default)s)",
+    )
+    add_versions(tls)
+    tls.add_argument(
+        "--ciphers",
+        help="OpenSSL cipher string for TLS 1.2 (default: the profile's)",
+        metavar="LIST",
+    )
+    tls.add_argument(
+        "--alpn-required",
+        action="store_true",
+        help="refuse a client with no ALPN protocol in common",
+    )
+    tls.add_argument(
+        "--session-tickets",
+        type=int,
+        help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0 disables)",
+        metavar="N",
+    )
+    tls.add_argument(
+        "--client-ca",
+        type=Path,
+        help="CA certificates for client certificates (mTLS)",
+        metavar="FILE",
+    )
+    tls.add_argument(
+        "--client-auth",
+        choices=["none", "optional", "required"],
+        help="client certificates (default: required with --client-ca, else none)",
+    )
+    tls.add_argument(
+        "--sni",
+        action="append",
+        default=[],
+        metavar="NAME=CERT:KEY",
+        help="serve CERT to clients asking for NAME (repeatable; wildcards like *.example.test)",
+    )
+    tls.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="poll the certificate files and reload when they change (SIGHUP always reloads)",
+    )
+    limits = s.add_argument_group("limits and timeouts")
+    limits.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=_d("handshake_timeout"),
+        help="seconds for the PROXY header and the handshake (default: %(default)g)",
+        metavar="SECONDS",
+    )
+    limits.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=_d("shutdown_timeout"),
+        help="seconds for flushing and the TLS close (default: %(default)g)",
+        metavar="SECONDS",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=seconds_or_off,
+        default=_d("idle_timeout"),
+        metavar="SECONDS",
+        help="close a session with no bytes either way for this long "
+        "(default: %(default)g; 0: never)",
+    )
+    limits.add_argument(
+        "--max-session",
+        type=seconds_or_off,
+        default=_d("max_session"),
+        metavar="SECONDS",
+        help="close a session this long after its handshake (default: never)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="stop accepting while N connections are open "
+        "(default: the file-descriptor limit less 64)",
+    )
+    limits.add_argument(
         "--drain-timeout",
         type=float,
         default=_d("drain_timeout"),
@@ -161,8 +189,13 @@ def add_parser(sub: Any) -> None:
         help="on SIGTERM/SIGINT, time open sessions get to finish (default: %(default)g); "
         "a second signal stops at once",
     )
-    add_loop(s, _d("loop"))
-    add_logging(s)
+    ops = s.add_argument_group("logs and metrics")
+    ops.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    add_logging(ops)
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
