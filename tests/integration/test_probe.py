@@ -82,8 +82,12 @@ def test_probe_verification_failure(ca_pki: Pki) -> None:
         assert "certificate has expired" in r["verify_error"]
         assert r["chain"][0]["days_left"] < 0  # read from an unverified handshake
         assert "error: certificate verify failed: certificate has expired" in p.stderr.decode()
-        rc, _ = probe_json(target, "--cafile", str(ca_pki.ca.cert), "--insecure")
+        rc, _ = probe_json(target, "--cafile", str(ca_pki.ca.cert), "--no-fail")
         assert rc == 0
+        # The old name of --no-fail still works, and says it is the old name.
+        old = probe(target, "--json", "--cafile", str(ca_pki.ca.cert), "--insecure")
+        assert old.returncode == 0
+        assert "--insecure is now --no-fail" in old.stderr.decode()
     finally:
         assert srv.stop() == 0
 

@@ -33,13 +33,15 @@ def add_parser(sub: Any) -> None:
         "target", metavar="HOST[:PORT]", help="server to probe (port 10000 unless given)"
     )
     add_client_tls(pr)
-    # Not ClientConfig.insecure: probe always verifies, and reports the result.
+    # Probe always verifies and reports the result; --insecure elsewhere means
+    # "do not verify", so this is named apart. The old spelling still works.
     pr.add_argument(
-        "--insecure",
+        "--no-fail",
         dest="exit_zero",
         action="store_true",
-        help="exit 0 even when verification fails",
+        help="report a verification failure but exit 0",
     )
+    pr.add_argument("--insecure", dest="old_insecure", action="store_true", help=argparse.SUPPRESS)
     pr.add_argument(
         "--no-resume", action="store_true", help="do not reconnect to test session resumption"
     )
@@ -54,6 +56,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.old_insecure:
+        print(
+            "tlsecho probe: warning: --insecure is now --no-fail (probe always verifies)",
+            file=sys.stderr,
+        )
+        args.exit_zero = True
     host, port = parse_listen(args.target, default_port=10000, what="probe")
     config = client_config(args, host=host, port=port)
     try:
