@@ -101,6 +101,8 @@ class ConnectionRecord:
     """Why it ended badly, in a short stable phrase (None when it did not)."""
     worker: int | None = None
     """The worker process that served it (``--workers``; None without)."""
+    endpoint: str | None = None
+    """The named listener that accepted it (``tlsecho badssl``; None without)."""
 
     @classmethod
     def build(
@@ -117,6 +119,7 @@ class ConnectionRecord:
         exc: BaseException | None,
         ragged: bool,
         worker: int | None = None,
+        endpoint: str | None = None,
     ) -> ConnectionRecord:
         """The record of a connection that has just closed.
 
@@ -153,6 +156,7 @@ class ConnectionRecord:
             outcome=outcome,
             reason=reason,
             worker=worker,
+            endpoint=endpoint,
         )
 
     def as_fields(self) -> dict[str, Any]:
@@ -167,6 +171,7 @@ class ConnectionOwner(Protocol):
     metrics: Any
     hard_closing: bool
     worker: int | None
+    name: str | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...

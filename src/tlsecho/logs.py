@@ -23,6 +23,8 @@ def connection_message(fields: Mapping[str, Any]) -> str:
     via = f" via={fields['via']}" if fields["via"] else ""
     reason = f" reason={fields['reason']!r}" if fields["reason"] else ""
     worker = f" worker={fields['worker']}" if fields.get("worker") is not None else ""
+    if fields.get("endpoint"):
+        worker += f" endpoint={fields['endpoint']}"
     return (
         f"done peer={fields['peer']}{via} tls={fields['tls_version'] or '-'}"
         f" cipher={fields['cipher'] or '-'} sni={fields['sni'] or '-'}"
@@ -57,8 +59,8 @@ class JsonFormatter(logging.Formatter):
     and ``event``. A finished connection is ``"event": "connection"`` with
     the stable keys ``peer``, ``via``, ``tls_version``, ``cipher``, ``sni``,
     ``alpn``, ``client_cert``, ``bytes_in``, ``bytes_out``, ``discarded``,
-    ``duration_s``, ``outcome``, ``reason`` and ``worker`` (with
-    ``--workers``; else null); other lines are
+    ``duration_s``, ``outcome``, ``reason``, ``worker`` (with ``--workers``;
+    else null) and ``endpoint`` (``tlsecho badssl``; else null); other lines are
     ``"event": "log"`` with a ``message``.
     """
 

@@ -106,6 +106,9 @@ class EchoServer:
         self.on_listening: Callable[[EchoServer], None] | None = None
         """Called once :meth:`start` has everything ready, just before it logs
         ``listening on`` (the worker supervisor's readiness signal)."""
+        self.name: str | None = None
+        """This listener's name among several (``tlsecho badssl``'s endpoints),
+        named in each connection's record."""
         self.worker: int | None = None
         """Which worker process this is (``--workers``), named in each connection's record."""
 

@@ -79,6 +79,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "outcome",
         "reason",
         "worker",
+        "endpoint",
     }
     for e in conns:
         assert set(e) == keys

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +55,20 @@ def run(args: argparse.Namespace) -> int:
     base = ServerConfig(host=args.host, loop=args.loop)
     configs = endpoint_configs(pki, base, args.port)
     servers = [EchoServer(cfg) for _, cfg in configs]
+    for (ep, _), srv in zip(configs, servers, strict=True):
+        srv.name = ep.name  # each connection's line says which endpoint it hit
+    # The table says where each endpoint listens; one server's start-up and
+    # shutdown lines, nine times over, would only bury it.
+    main_log = logging.getLogger("tlsecho.main")
+    quiet = main_log.level < logging.WARNING and not args.verbose
 
     async def serve_all() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if quiet:
+            main_log.setLevel(logging.WARNING)
         try:
             for srv in servers:
                 await srv.start()
@@ -72,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for srv in servers:
                 await srv.aclose()
+            outcomes: Counter[str] = Counter()
+            for srv in servers:
+                outcomes.update(srv.outcomes)
+            done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
+            total = sum(srv.connections_total for srv in servers)
+            print(f"served {total} connections on {len(servers)} endpoints ({done})", flush=True)
 
     run_on_loop(args.loop, serve_all())
     return 0

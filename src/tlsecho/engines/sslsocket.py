@@ -594,4 +594,5 @@ class TlsConnection:
             exc=exc,
             ragged=self._ragged,
             worker=self._server.worker,
+            endpoint=self._server.name,
         )
