@@ -19,11 +19,17 @@ any test suite::
   ``max_version="1.2"``, …) and ``bad="expired"`` (or any bad kind) to serve a
   broken certificate.
 - ``tlsecho_bad_endpoints``: the ``tlsecho badssl`` set, by name.
+
+While a fixture's servers run, tlsecho logs at INFO: a failing test's report
+shows the server's side ("Captured log call": one line per connection, with
+how it ended and why).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import ssl
 import threading
 import time
@@ -136,6 +142,19 @@ def tlsecho_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return write_pki(tmp_path_factory.mktemp("tlsecho-pki"), bad=True)
 
 
+@contextlib.contextmanager
+def _server_logs_captured() -> Iterator[None]:
+    """Let tlsecho's INFO lines reach pytest's log capture for this test."""
+    logger = logging.getLogger("tlsecho")
+    before = logger.level
+    if before == logging.NOTSET or before > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 @pytest.fixture
 def tlsecho_server_factory(tlsecho_pki: Pki) -> Iterator[Callable[..., RunningServer]]:
     """Start servers with ``tlsecho serve`` options; all stop after the test."""
@@ -153,9 +172,10 @@ def tlsecho_server_factory(tlsecho_pki: Pki) -> Iterator[Callable[..., RunningSe
         started.append(server)
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    with _server_logs_captured():
+        yield start
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture
@@ -168,10 +188,11 @@ def tlsecho_server(tlsecho_server_factory: Callable[..., RunningServer]) -> Runn
 def tlsecho_bad_endpoints(tlsecho_pki: Pki) -> Iterator[dict[str, RunningServer]]:
     """The ``tlsecho badssl`` endpoints, by name (``expired``, ``wrong-host``, …)."""
     base = ServerConfig(host="127.0.0.1", port=0)
-    servers = {
-        ep.name: RunningServer(cfg, tlsecho_pki, ep).start()
-        for ep, cfg in endpoint_configs(tlsecho_pki, base)
-    }
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with _server_logs_captured():
+        servers = {
+            ep.name: RunningServer(cfg, tlsecho_pki, ep).start()
+            for ep, cfg in endpoint_configs(tlsecho_pki, base)
+        }
+        yield servers
+        for server in servers.values():
+            server.stop()

@@ -355,3 +355,29 @@ def test_a_key_of_another_type_is_a_mismatch(tmp_path: Path) -> None:
     p = subprocess.run([*cmd, "--key", str(rsa / "tlsecho.key")], capture_output=True, timeout=60)
     assert p.returncode == 1
     assert b"does not match key" in p.stderr, p.stderr
+
+
+def test_a_failing_plugin_test_shows_the_server_side(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_user="""
+import socket
+import ssl
+
+
+def test_wrong_ca(tlsecho_server_factory):
+    server = tlsecho_server_factory(bad="unknown-ca")
+    ctx = ssl.create_default_context(cafile=str(server.ca_path))
+    with socket.create_connection((server.host, server.port), timeout=10) as raw:
+        try:
+            ctx.wrap_socket(raw, server_hostname="localhost")
+        except ssl.SSLError:
+            pass
+    server.wait_outcome("handshake-failed")
+    assert False, "the user's assertion"
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines(
+        [r".*Captured log call.*", r".*done peer=.*end=handshake-failed.*"]
+    )
