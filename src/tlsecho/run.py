@@ -58,7 +58,7 @@ async def run_until_signalled(
     *,
     on_ready: Callable[[EchoServer], None] | None = None,
     worker: int | None = None,
-) -> None:
+) -> EchoServer:
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
     Signal handlers only set an event or call a method on the loop; a second
@@ -69,6 +69,9 @@ async def run_until_signalled(
         on_ready: called once the server listens (before it logs so).
         worker: this process is worker number ``worker`` of several on the
             same port (SO_REUSEPORT; the supervisor serves the metrics).
+
+    Returns:
+        The server, closed (its ``outcomes`` and ``connections_total``).
 
     Raises:
         CertificateError, ListenError: start-up failed.
@@ -100,3 +103,4 @@ async def run_until_signalled(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+    return server

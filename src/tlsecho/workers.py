@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections import Counter
 from typing import Any
 
 from tlsecho.certs import ensure_default_pair
@@ -34,9 +35,12 @@ __all__ = ["Supervisor", "run_workers"]
 log = get_logger("main")
 
 
-def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: Any) -> None:
+def _worker_main(
+    config: ServerConfig, index: int, level: int, fmt: str, ready: Any, results: Any
+) -> None:
     """A worker process: one server with SO_REUSEPORT sockets. ``ready`` (a
-    multiprocessing Event) is set once it listens."""
+    multiprocessing Event) is set once it listens; what it served goes to
+    ``results`` (a SimpleQueue) when it stops."""
     import asyncio
 
     from tlsecho.groups import restrict_tls_groups
@@ -50,7 +54,11 @@ def _worker_main(config: ServerConfig, index: int, level: int, fmt: str, ready: 
     log.info("worker %d (pid %d) starting", index, os.getpid())
     try:
         with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
-            runner.run(run_until_signalled(config, worker=index, on_ready=lambda _: ready.set()))
+            server = runner.run(
+                run_until_signalled(config, worker=index, on_ready=lambda _: ready.set())
+            )
+        outcomes = {str(k): v for k, v in server.outcomes.items()}
+        results.put((server.connections_total, outcomes))
     except TlsEchoError as exc:
         print(f"tlsecho serve: worker {index}: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -104,12 +112,13 @@ class Supervisor:
         # cannot tell them apart: a worker killed a second after it started
         # was taken for a start-up failure.)
         self._ready: dict[int, Any] = {}
+        self._results = self._ctx.SimpleQueue()  # each worker's counts, as it stops
         self.stopping = False
         self.status = 0
 
     def _start(self, index: int) -> None:
         self._ready[index] = self._ctx.Event()
-        args = (self.config, index, self.level, self.log_format, self._ready[index])
+        args = (self.config, index, self.level, self.log_format, self._ready[index], self._results)
         p = self._ctx.Process(target=_worker_main, args=args, daemon=False)
         p.start()
         self._procs[index] = p
@@ -162,7 +171,19 @@ class Supervisor:
                         self._on_signal(signum)
                 else:
                     self._on_exit(sentinels[obj])
+        self._log_total()
         return self.status
+
+    def _log_total(self) -> None:
+        """One summary for the whole server: the workers' own, summed."""
+        total, outcomes, reports = 0, Counter[str](), 0
+        while not self._results.empty():
+            served, counts = self._results.get()
+            total += served
+            outcomes.update(counts)
+            reports += 1
+        done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
+        log.info("served %d connections in all, %d worker runs (%s)", total, reports, done)
 
 
 def run_workers(config: ServerConfig, workers: int, log_format: str = "text") -> int:

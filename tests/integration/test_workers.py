@@ -55,6 +55,10 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
     served = [int(m) for ln in srv.lines() for m in re.findall(r"^worker\d: served (\d+) conn", ln)]
     assert len(served) == 2  # the surviving worker and the replacement
     assert sum(served) >= 4
+    # The supervisor sums them: one line for the whole server.
+    totals = [ln for ln in srv.lines() if ln.startswith("main: served ")]
+    assert len(totals) == 1, totals
+    assert totals[0].startswith(f"main: served {sum(served)} connections in all, 2 worker runs (")
     assert "Traceback" not in "\n".join(srv.lines())
 
 
