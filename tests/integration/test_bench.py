@@ -304,6 +304,27 @@ def test_bench_compare_and_plot(bench_server: ServerProcess, ca_pki: Pki, tmp_pa
     assert "plot.png" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_stream_plot_is_throughput_alone(
+    bench_server: ServerProcess, ca_pki: Pki, tmp_path: Path
+) -> None:
+    base = [*TLSECHO, "bench", "--port", str(bench_server.port), "--cafile", str(ca_pki.ca.cert)]
+    base += ["-d", "1", "--warmup", "0", "-c", "2"]
+    both, stream = tmp_path / "pingpong.png", tmp_path / "stream.png"
+    subprocess.run([*base, "--plot", str(both)], check=True, capture_output=True, timeout=60)
+    cmd = [*base, "--scenario", "stream", "--plot", str(stream)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    # Two panels (latency, throughput) for pingpong; one (MB/s) for a stream,
+    # which has no per-message latency to draw.
+    assert png_size(both)[0] > 1.5 * png_size(stream)[0]
+
+
 def test_bench_reports_a_refused_connection(ca_pki: Pki) -> None:
     import socket
 

@@ -129,7 +129,8 @@ def compare(a_path: Path, b_path: Path, stream: TextIO) -> None:
 
 def plot(r: dict[str, Any], latency_points: list[tuple[float, float]], path: Path) -> None:
     """Latency against percentile (log scale of 1/(1-p), as HdrHistogram plots
-    it), and operations per second over the measured time."""
+    it), and operations per second over the measured time; for a stream, MB/s
+    over time alone (a stream has no per-message latency)."""
     try:
         import matplotlib
 
@@ -139,21 +140,27 @@ def plot(r: dict[str, Any], latency_points: list[tuple[float, float]], path: Pat
         raise ConfigError(
             f"{setting('plot')} needs matplotlib: pip install 'tlsecho[plot]'"
         ) from None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    if latency_points:
-        xs = [1 / (1 - p / 100) for p, _ in latency_points]
-        ax1.plot(xs, [v for _, v in latency_points], marker=".")
-        ax1.set_xscale("log")
-        ticks = [1, 10, 100, 1000, 10000]
-        ax1.set_xticks(ticks, ["0%", "90%", "99%", "99.9%", "99.99%"])
-    ax1.set_xlabel("percentile")
-    ax1.set_ylabel("latency (µs)")
-    ax1.set_title("latency by percentile")
-    ax1.grid(True, which="both", alpha=0.3)
     tl = r.get("timeline_ops_per_second") or []
-    ax2.plot(range(1, len(tl) + 1), tl, marker=".")
+    if r["scenario"] == "stream":
+        # No per-message latency in a stream: its one picture is MB/s.
+        fig, ax2 = plt.subplots(1, 1, figsize=(6, 4))
+        ax2.plot(range(1, len(tl) + 1), [n * r["size"] / 1e6 for n in tl], marker=".")
+        ax2.set_ylabel("MB/s (echo verified)")
+    else:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        if latency_points:
+            xs = [1 / (1 - p / 100) for p, _ in latency_points]
+            ax1.plot(xs, [v for _, v in latency_points], marker=".")
+            ax1.set_xscale("log")
+            ticks = [1, 10, 100, 1000, 10000]
+            ax1.set_xticks(ticks, ["0%", "90%", "99%", "99.9%", "99.99%"])
+        ax1.set_xlabel("percentile")
+        ax1.set_ylabel("latency (µs)")
+        ax1.set_title("latency by percentile")
+        ax1.grid(True, which="both", alpha=0.3)
+        ax2.plot(range(1, len(tl) + 1), tl, marker=".")
+        ax2.set_ylabel("operations per second")
     ax2.set_xlabel("second")
-    ax2.set_ylabel("operations per second")
     ax2.set_title("throughput over time")
     ax2.set_ylim(bottom=0)
     ax2.grid(True, alpha=0.3)
