@@ -74,7 +74,10 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
     assert importers == {"tlsecho._launch"}
 
 
-@pytest.mark.parametrize("core", ["tlsecho.framing", "tlsecho.proxy_protocol", "tlsecho.deadlines"])
+@pytest.mark.parametrize(
+    "core",
+    ["tlsecho.framing", "tlsecho.proxy_protocol", "tlsecho.deadlines", "tlsecho.clienthello"],
+)
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
     tree = ast.parse(MODULES[core].read_text())
     stdlib = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
