@@ -13,7 +13,9 @@ follows Salesforce's: GREASE values (RFC 8701) removed everywhere.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "MAX_CLIENT_HELLO",
@@ -54,9 +56,9 @@ def is_grease(value: int) -> bool:
     return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
 
 
-@dataclass(frozen=True, slots=True)
-class Extension:
-    """One extension, as offered."""
+class Extension(NamedTuple):
+    """One extension, as offered (a named tuple: made ~16 times per hello,
+    where a frozen dataclass costs a microsecond each)."""
 
     type: int
     data: bytes
@@ -198,7 +200,7 @@ class _Reader:
 def _u16_list(data: bytes, what: str) -> tuple[int, ...]:
     if len(data) % 2:
         raise ClientHelloError(f"odd length in {what}")
-    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    return struct.unpack(f">{len(data) // 2}H", data)
 
 
 def _parse_body(record_version: int, body: bytes) -> ClientHello:
@@ -212,10 +214,18 @@ def _parse_body(record_version: int, body: bytes) -> ClientHello:
     compression = r.vector(1, "compression methods")
     extensions: list[Extension] = []
     if not r.done():
-        ext_reader = _Reader(r.vector(2, "extensions"))
-        while not ext_reader.done():
-            etype = ext_reader.uint(2, "extension type")
-            extensions.append(Extension(etype, ext_reader.vector(2, "extension")))
+        # Inline, not through _Reader: a hello has a dozen or more extensions,
+        # and this loop was half of the parsing time.
+        block = r.vector(2, "extensions")
+        pos, size = 0, len(block)
+        while pos < size:
+            if pos + 4 > size:
+                raise ClientHelloError("ClientHello truncated in extension header")
+            end = pos + 4 + ((block[pos + 2] << 8) | block[pos + 3])
+            if end > size:
+                raise ClientHelloError("ClientHello truncated in extension")
+            extensions.append(Extension((block[pos] << 8) | block[pos + 1], block[pos + 4 : end]))
+            pos = end
     d = _decode_extensions(extensions)
     return ClientHello(
         record_version=record_version,
