@@ -6,9 +6,10 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
-from tests.helpers import TLSECHO, scrape, send, start_server
-from tlsecho.certs import Pki
+from tests.helpers import TLSECHO, scrape, send, start_server, stop_cleanly
+from tlsecho.certs import Pki, write_pair
 
 
 def send_ok(port: int, ca: Pki) -> int:
@@ -126,3 +127,19 @@ def test_a_worker_killed_right_after_it_listens_is_replaced(ca_pki: Pki) -> None
     finally:
         assert srv.stop() == 0
     assert not [ln for ln in srv.lines() if "failed at start-up" in ln]
+
+
+def test_workers_with_metrics_poll_their_certificates(tmp_path: Path) -> None:
+    """--reload-interval works in every worker, --metrics or not (a worker
+    with --metrics used to skip setting up the poll)."""
+    first = write_pair(tmp_path)
+    srv = start_server(
+        "--cert", str(first.cert), "--key", str(first.key), "--workers", "2",
+        "--metrics", "127.0.0.1:0", "--reload-interval", "0.2",
+    )  # fmt: skip
+    try:
+        srv.wait_for(r"listening on 127.0.0.1:", count=2)
+        write_pair(tmp_path, force=True)
+        srv.wait_for(r"^worker\d: reloaded certificate ", count=2)
+    finally:
+        stop_cleanly(srv)
