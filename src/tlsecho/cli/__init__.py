@@ -33,19 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tlsecho {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cert, serve, send, badssl, bench, probe, demo):
+    for module in _SUBCOMMANDS:
         module.add_parser(sub)
     return parser
 
 
+# Each subcommand is the module of its name: one list serves the parser and
+# the dispatch, so neither can forget one.
+_SUBCOMMANDS = (cert, serve, send, badssl, bench, probe, demo)
 _RUN: dict[str, Callable[[argparse.Namespace], int]] = {
-    "cert": cert.run,
-    "serve": serve.run,
-    "send": send.run,
-    "demo": demo.run,
-    "probe": probe.run,
-    "badssl": badssl.run,
-    "bench": bench.run,
+    m.__name__.rpartition(".")[2]: m.run for m in _SUBCOMMANDS
 }
 
 
