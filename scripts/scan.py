@@ -99,14 +99,44 @@ def sslyze(port: int, ca: Path, profile: str) -> tuple[bool, str]:
     return p.returncode == 0, detail
 
 
-def testssl(port: int, ca: Path, out: Path) -> tuple[bool, str]:
+def run_testssl(port: int, ca: Path, out: Path) -> list[dict[str, str]] | str:
+    """testssl's findings, or why it could not scan."""
+    out.unlink(missing_ok=True)
     cmd = ["testssl", "--quiet", "--color", "0", "--nodns", "none", "--warnings", "off"]
     cmd += ["--add-ca", str(ca), "--connect-timeout", "5", "--openssl-timeout", "5"]
     cmd += ["-p", "-s", "-f", "-P", "-S", "-U", "--jsonfile", str(out), f"127.0.0.1:{port}"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if p.returncode >= 242 or not out.exists():  # testssl's scan errors
-        return False, f"testssl failed to scan (exit {p.returncode}): {p.stderr[-500:]}"
-    return judge_testssl(json.loads(out.read_text()))
+        return f"testssl failed to scan (exit {p.returncode}): {p.stderr[-500:]}"
+    findings: list[dict[str, str]] = json.loads(out.read_text())
+    return findings
+
+
+def incomplete_checks(findings: list[dict[str, str]]) -> list[str]:
+    """The checks testssl could not finish: severity WARN is testssl's own
+    "this check failed" (e.g. ``sessionresumption_ticket``: one of its
+    ``openssl s_client`` runs did not connect), not a grade of the server."""
+    return sorted(
+        f["id"]
+        for f in findings
+        if f.get("severity") == "WARN" and f.get("id") not in SCANNER_NOTICES
+    )
+
+
+def testssl(port: int, ca: Path, out: Path) -> tuple[bool, str]:
+    """One testssl run; if a check could not finish, one more whole run, whose
+    verdict counts (a check that fails twice fails the gate)."""
+    findings = run_testssl(port, ca, out)
+    if isinstance(findings, str):
+        return False, findings
+    incomplete = incomplete_checks(findings)
+    if not incomplete:
+        return judge_testssl(findings)
+    print(f"note: testssl could not finish {', '.join(incomplete)}: scanning once more")
+    findings = run_testssl(port, ca, out)
+    if isinstance(findings, str):
+        return False, findings
+    return judge_testssl(findings)
 
 
 def judge_testssl(findings: list[dict[str, str]]) -> tuple[bool, str]:

@@ -58,3 +58,48 @@ def test_scan_problem_is_not_a_notice(scan: ModuleType) -> None:
 def test_low_and_info_pass(scan: ModuleType) -> None:
     ok, _ = scan.judge_testssl([finding("x", "LOW"), finding("y", "INFO")])
     assert ok
+
+
+def test_incomplete_checks_are_warn_findings_but_not_notices(scan: ModuleType) -> None:
+    findings = [
+        finding("engine_problem", "WARN"),
+        finding("sessionresumption_ticket", "WARN", "check failed because of connect problem"),
+        finding("cipher_order", "MEDIUM"),
+        finding("TLS1_3", "OK"),
+    ]
+    assert scan.incomplete_checks(findings) == ["sessionresumption_ticket"]
+
+
+def test_a_check_that_fails_twice_fails_the_gate(
+    scan: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [
+        [finding("sessionresumption_ticket", "WARN", "connect problem")],
+        [finding("sessionresumption_ticket", "WARN", "connect problem")],
+    ]
+    monkeypatch.setattr(scan, "run_testssl", lambda *a: runs.pop(0))
+    ok, detail = scan.testssl(1, Path("ca"), Path("out"))
+    assert not ok and "sessionresumption_ticket" in detail
+    assert "scanning once more" in capsys.readouterr().out
+    assert not runs
+
+
+def test_a_check_that_finishes_on_the_second_run_passes(
+    scan: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [
+        [finding("sessionresumption_ticket", "WARN", "connect problem")],
+        [finding("sessionresumption_ticket", "INFO", "supported")],
+    ]
+    monkeypatch.setattr(scan, "run_testssl", lambda *a: runs.pop(0))
+    ok, _ = scan.testssl(1, Path("ca"), Path("out"))
+    assert ok and not runs
+
+
+def test_a_clean_first_run_is_not_repeated(
+    scan: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [[finding("TLS1_3", "OK")], [finding("cipher_order", "HIGH")]]
+    monkeypatch.setattr(scan, "run_testssl", lambda *a: runs.pop(0))
+    ok, _ = scan.testssl(1, Path("ca"), Path("out"))
+    assert ok and len(runs) == 1
