@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from tlsecho.tlsnames import CIPHER_SUITES, EXTENSIONS, GROUPS, SIGNATURE_SCHEMES, is_grease, name
 
 __all__ = [
     "MAX_CLIENT_HELLO",
@@ -35,25 +38,35 @@ _HANDSHAKE = 22
 _CLIENT_HELLO = 1
 _RECORD_MAX = 16384 + 2048  # RFC 8446 5.2: a record's largest length
 
-# Extension types this module decodes.
+# Extension types (IANA) this module decodes or looks for.
 EXT_SERVER_NAME = 0x0000
+EXT_STATUS_REQUEST = 0x0005
 EXT_SUPPORTED_GROUPS = 0x000A
 EXT_EC_POINT_FORMATS = 0x000B
 EXT_SIGNATURE_ALGORITHMS = 0x000D
 EXT_ALPN = 0x0010
+EXT_SCT = 0x0012
+EXT_PADDING = 0x0015
+EXT_EXTENDED_MASTER_SECRET = 0x0017
+EXT_COMPRESS_CERTIFICATE = 0x001B
+EXT_RECORD_SIZE_LIMIT = 0x001C
+EXT_SESSION_TICKET = 0x0023
+EXT_PRE_SHARED_KEY = 0x0029
+EXT_EARLY_DATA = 0x002A
 EXT_SUPPORTED_VERSIONS = 0x002B
+EXT_PSK_KEY_EXCHANGE_MODES = 0x002D
+EXT_POST_HANDSHAKE_AUTH = 0x0031
+EXT_SIGNATURE_ALGORITHMS_CERT = 0x0032
 EXT_KEY_SHARE = 0x0033
+EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
+EXT_RENEGOTIATION_INFO = 0xFF01
 
 _VERSION_CODES = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 
 
 class ClientHelloError(ValueError):
     """The bytes are not a well-formed TLS ClientHello (the peer's fault)."""
-
-
-def is_grease(value: int) -> bool:
-    """A GREASE value (RFC 8701): 0x0A0A, 0x1A1A, ..., 0xFAFA."""
-    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
 
 
 class Extension(NamedTuple):
@@ -63,10 +76,19 @@ class Extension(NamedTuple):
     type: int
     data: bytes
 
+    @property
+    def name(self) -> str:
+        """Its IANA name (``GREASE``, or its hex when unknown)."""
+        return name(EXTENSIONS, self.type)
+
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
-    """What a client offered, in the order it offered it."""
+    """What a client offered, in the order it offered it.
+
+    GREASE values (RFC 8701) are kept where they were sent; :func:`is_grease`
+    tells them apart, the fingerprints leave them out.
+    """
 
     record_version: int
     legacy_version: int
@@ -74,32 +96,137 @@ class ClientHello:
     session_id: bytes
     cipher_suites: tuple[int, ...]
     compression_methods: bytes
-    extensions: tuple[Extension, ...]
-    server_name: str | None
-    supported_versions: tuple[int, ...]
-    supported_groups: tuple[int, ...]
-    key_share_groups: tuple[int, ...]
-    signature_algorithms: tuple[int, ...]
-    alpn: tuple[bytes, ...]
-    ec_point_formats: tuple[int, ...]
+    extension_types: tuple[int, ...]
+    """Extension types in the order sent, GREASE included."""
+    extension_data: tuple[bytes, ...]
+    """Each extension's body, in the same order."""
+    decoded: Mapping[int, Any]
+    """The decoded contents of the extensions this module understands, by
+    type (the first of a repeated type); read them through the properties."""
 
     @property
-    def extension_types(self) -> tuple[int, ...]:
-        """Extension types in the order sent, GREASE included."""
-        return tuple(e.type for e in self.extensions)
+    def extensions(self) -> tuple[Extension, ...]:
+        """Every extension in the order sent (made on demand: a named tuple
+        each costs more than the rest of the parsing)."""
+        return tuple(map(Extension, self.extension_types, self.extension_data))
+
+    # -- decoded extensions ---------------------------------------------------------
+    @property
+    def server_name(self) -> str | None:
+        """The first host_name of server_name (SNI)."""
+        value: str | None = self.decoded.get(EXT_SERVER_NAME)
+        return value
+
+    @property
+    def supported_versions(self) -> tuple[int, ...]:
+        return self._ints(EXT_SUPPORTED_VERSIONS)
+
+    @property
+    def supported_groups(self) -> tuple[int, ...]:
+        return self._ints(EXT_SUPPORTED_GROUPS)
+
+    @property
+    def key_share_groups(self) -> tuple[int, ...]:
+        """The groups the client sent a key share for, in order."""
+        return self._ints(EXT_KEY_SHARE)
+
+    @property
+    def signature_algorithms(self) -> tuple[int, ...]:
+        return self._ints(EXT_SIGNATURE_ALGORITHMS)
+
+    @property
+    def signature_algorithms_cert(self) -> tuple[int, ...]:
+        return self._ints(EXT_SIGNATURE_ALGORITHMS_CERT)
+
+    @property
+    def alpn(self) -> tuple[bytes, ...]:
+        """The ALPN protocols offered, in order."""
+        value: tuple[bytes, ...] = self.decoded.get(EXT_ALPN, ())
+        return value
+
+    @property
+    def ec_point_formats(self) -> tuple[int, ...]:
+        return self._ints(EXT_EC_POINT_FORMATS)
+
+    @property
+    def psk_key_exchange_modes(self) -> tuple[int, ...]:
+        """0: psk_ke, 1: psk_dhe_ke."""
+        return self._ints(EXT_PSK_KEY_EXCHANGE_MODES)
+
+    @property
+    def compress_certificate(self) -> tuple[int, ...]:
+        """Certificate compression algorithms (1 zlib, 2 brotli, 3 zstd)."""
+        return self._ints(EXT_COMPRESS_CERTIFICATE)
+
+    @property
+    def record_size_limit(self) -> int | None:
+        value: int | None = self.decoded.get(EXT_RECORD_SIZE_LIMIT)
+        return value
+
+    @property
+    def status_request(self) -> int | None:
+        """The certificate status type asked for (1: OCSP), or None."""
+        value: int | None = self.decoded.get(EXT_STATUS_REQUEST)
+        return value
+
+    @property
+    def session_ticket(self) -> int | None:
+        """The length of the ticket offered (0: the client asks for one), or
+        None without the extension."""
+        value: int | None = self.decoded.get(EXT_SESSION_TICKET)
+        return value
+
+    @property
+    def padding(self) -> int | None:
+        """The padding extension's length, or None."""
+        value: int | None = self.decoded.get(EXT_PADDING)
+        return value
+
+    @property
+    def renegotiation_info(self) -> bool:
+        return EXT_RENEGOTIATION_INFO in self.decoded
+
+    @property
+    def pre_shared_key(self) -> bool:
+        """A PSK (a TLS 1.3 resumption or external PSK) is offered."""
+        return EXT_PRE_SHARED_KEY in self.decoded
+
+    @property
+    def early_data(self) -> bool:
+        return EXT_EARLY_DATA in self.decoded
+
+    @property
+    def extended_master_secret(self) -> bool:
+        return EXT_EXTENDED_MASTER_SECRET in self.decoded
+
+    @property
+    def signed_certificate_timestamp(self) -> bool:
+        return EXT_SCT in self.decoded
+
+    @property
+    def encrypted_client_hello(self) -> bool:
+        return EXT_ENCRYPTED_CLIENT_HELLO in self.decoded
+
+    @property
+    def post_handshake_auth(self) -> bool:
+        return EXT_POST_HANDSHAKE_AUTH in self.decoded
+
+    def _ints(self, ext_type: int) -> tuple[int, ...]:
+        value: tuple[int, ...] = self.decoded.get(ext_type, ())
+        return value
 
     # -- JA3 ------------------------------------------------------------------------
     def ja3(self, *, sort_extensions: bool = False) -> str:
         """The JA3 string (JA3N with ``sort_extensions``): decimal fields,
         GREASE removed."""
-        exts = [t for t in self.extension_types if not is_grease(t)]
+        exts = [t for t in self.extension_types if t not in _GREASE]
         if sort_extensions:
             exts.sort()
         fields = [
             str(self.legacy_version),
-            "-".join(str(c) for c in self.cipher_suites if not is_grease(c)),
+            "-".join(str(c) for c in self.cipher_suites if c not in _GREASE),
             "-".join(str(t) for t in exts),
-            "-".join(str(g) for g in self.supported_groups if not is_grease(g)),
+            "-".join(str(g) for g in self.supported_groups if g not in _GREASE),
             "-".join(str(f) for f in self.ec_point_formats),
         ]
         return ",".join(fields)
@@ -110,41 +237,92 @@ class ClientHello:
         return hashlib.md5(text, usedforsecurity=False).hexdigest()
 
     # -- JA4 ------------------------------------------------------------------------
-    def _ja4_a(self) -> str:
-        versions = [v for v in self.supported_versions if not is_grease(v)]
+    def _ja4_parts(self) -> tuple[str, str, str]:
+        versions = [v for v in self.supported_versions if v not in _GREASE]
         version = max(versions) if versions else self.legacy_version
-        ciphers = [c for c in self.cipher_suites if not is_grease(c)]
-        exts = [t for t in self.extension_types if not is_grease(t)]
-        sni = "d" if EXT_SERVER_NAME in exts else "i"
-        return (
+        ciphers = sorted(c for c in self.cipher_suites if c not in _GREASE)
+        types = [t for t in self.extension_types if t not in _GREASE]
+        sni = "d" if EXT_SERVER_NAME in types else "i"
+        a = (
             f"t{_VERSION_CODES.get(version, '00')}{sni}"
-            f"{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{_alpn_code(self.alpn)}"
+            f"{min(len(ciphers), 99):02d}{min(len(types), 99):02d}{_alpn_code(self.alpn)}"
         )
-
-    def _ja4_lists(self) -> tuple[str, str]:
-        ciphers = sorted(c for c in self.cipher_suites if not is_grease(c))
-        exts = sorted(
-            t
-            for t in self.extension_types
-            if not is_grease(t) and t not in (EXT_SERVER_NAME, EXT_ALPN)
-        )
-        cipher_text = ",".join(f"{c:04x}" for c in ciphers)
-        ext_text = ",".join(f"{t:04x}" for t in exts)
-        if self.signature_algorithms:
-            sigs = ",".join(f"{s:04x}" for s in self.signature_algorithms)
-            ext_text = f"{ext_text}_{sigs}"
-        return cipher_text, ext_text
+        exts = sorted(t for t in types if t != EXT_SERVER_NAME and t != EXT_ALPN)
+        # bytes.hex(",", 2) writes "1301,1302" in C: three times faster than
+        # formatting each value.
+        cipher_text = _hex_list(ciphers)
+        ext_text = _hex_list(exts)
+        sigs = self.signature_algorithms
+        if sigs:
+            ext_text = f"{ext_text}_{_hex_list(sigs)}"
+        return a, cipher_text, ext_text
 
     def ja4(self) -> str:
         """JA4: ``a_b_c`` (version, SNI, counts, ALPN; hashed sorted ciphers;
         hashed sorted extensions and signature algorithms)."""
-        cipher_text, ext_text = self._ja4_lists()
-        return f"{self._ja4_a()}_{_hash12(cipher_text)}_{_hash12(ext_text)}"
+        a, cipher_text, ext_text = self._ja4_parts()
+        return f"{a}_{_hash12(cipher_text)}_{_hash12(ext_text)}"
 
     def ja4_r(self) -> str:
         """JA4_r: JA4 with the lists in clear instead of hashed."""
-        cipher_text, ext_text = self._ja4_lists()
-        return f"{self._ja4_a()}_{cipher_text}_{ext_text}"
+        a, cipher_text, ext_text = self._ja4_parts()
+        return f"{a}_{cipher_text}_{ext_text}"
+
+    # -- report -----------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """Everything offered, with IANA names, and the fingerprints: a JSON
+        object (``--mode hello``, the JSON log, golden files)."""
+        return {
+            "record_version": _version_name(self.record_version),
+            "legacy_version": _version_name(self.legacy_version),
+            "supported_versions": [_version_name(v) for v in self.supported_versions],
+            "session_id_length": len(self.session_id),
+            "cipher_suites": _names(CIPHER_SUITES, self.cipher_suites),
+            "compression_methods": list(self.compression_methods),
+            "extensions": [
+                {"type": e.type, "name": e.name, "length": len(e.data)} for e in self.extensions
+            ],
+            "server_name": self.server_name,
+            "alpn": [a.decode("ascii", "backslashreplace") for a in self.alpn],
+            "supported_groups": _names(GROUPS, self.supported_groups),
+            "key_share_groups": _names(GROUPS, self.key_share_groups),
+            "signature_algorithms": _names(SIGNATURE_SCHEMES, self.signature_algorithms),
+            "signature_algorithms_cert": _names(SIGNATURE_SCHEMES, self.signature_algorithms_cert),
+            "ec_point_formats": list(self.ec_point_formats),
+            "psk_key_exchange_modes": list(self.psk_key_exchange_modes),
+            "pre_shared_key": self.pre_shared_key,
+            "early_data": self.early_data,
+            "session_ticket": self.session_ticket,
+            "extended_master_secret": self.extended_master_secret,
+            "renegotiation_info": self.renegotiation_info,
+            "status_request": self.status_request,
+            "signed_certificate_timestamp": self.signed_certificate_timestamp,
+            "compress_certificate": list(self.compress_certificate),
+            "record_size_limit": self.record_size_limit,
+            "encrypted_client_hello": self.encrypted_client_hello,
+            "padding": self.padding,
+            "post_handshake_auth": self.post_handshake_auth,
+            "ja3": self.ja3(),
+            "ja3_hash": self.ja3_hash(),
+            "ja3n_hash": self.ja3_hash(sort_extensions=True),
+            "ja4": self.ja4(),
+            "ja4_r": self.ja4_r(),
+        }
+
+
+def _version_name(version: int) -> str:
+    names = {0x0304: "TLSv1.3", 0x0303: "TLSv1.2", 0x0302: "TLSv1.1", 0x0301: "TLSv1"}
+    if version == 0x0300:
+        return "SSLv3"
+    return names.get(version) or ("GREASE" if is_grease(version) else f"0x{version:04x}")
+
+
+def _names(table: Mapping[int, str], values: tuple[int, ...]) -> list[str]:
+    return [name(table, v) for v in values]
+
+
+def _hex_list(values: list[int] | tuple[int, ...]) -> str:
+    return struct.pack(f">{len(values)}H", *values).hex(",", 2)
 
 
 def _hash12(text: str) -> str:
@@ -170,31 +348,28 @@ def _alpn_code(alpn: tuple[bytes, ...]) -> str:
     return text[0] + text[-1]
 
 
-class _Reader:
-    """Bounds-checked reads over one buffer: every shortfall is a ClientHelloError."""
+# -- decoding --------------------------------------------------------------------------
+def _vector(data: bytes, pos: int, length_bytes: int, what: str) -> tuple[bytes, int]:
+    """The vector at ``pos`` with a ``length_bytes`` length prefix, and the
+    position after it."""
+    start = pos + length_bytes
+    if start > len(data):
+        raise ClientHelloError(f"ClientHello truncated in {what}")
+    end = start + int.from_bytes(data[pos:start], "big")
+    if end > len(data):
+        raise ClientHelloError(f"ClientHello truncated in {what}")
+    return data[start:end], end
 
-    __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
+def _whole(data: bytes, length_bytes: int, what: str) -> bytes:
+    """An extension's body that is exactly one vector."""
+    inner, end = _vector(data, 0, length_bytes, what)
+    if end != len(data):
+        raise ClientHelloError(f"trailing bytes in {what}")
+    return inner
 
-    def take(self, n: int, what: str) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise ClientHelloError(f"ClientHello truncated in {what}")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
 
-    def uint(self, n: int, what: str) -> int:
-        return int.from_bytes(self.take(n, what), "big")
-
-    def vector(self, length_bytes: int, what: str) -> bytes:
-        return self.take(self.uint(length_bytes, what), what)
-
-    def done(self) -> bool:
-        return self.pos == len(self.data)
+_EXT_HEADER = struct.Struct(">HH").unpack_from
 
 
 def _u16_list(data: bytes, what: str) -> tuple[int, ...]:
@@ -203,94 +378,141 @@ def _u16_list(data: bytes, what: str) -> tuple[int, ...]:
     return struct.unpack(f">{len(data) // 2}H", data)
 
 
+def _u16s(length_bytes: int, what: str) -> Callable[[bytes], tuple[int, ...]]:
+    """A decoder of an extension that is one vector of 16-bit values."""
+
+    def decode(data: bytes) -> tuple[int, ...]:
+        size = len(data) - length_bytes
+        if size < 0 or size % 2 or int.from_bytes(data[:length_bytes], "big") != size:
+            raise ClientHelloError(f"malformed {what}")
+        return struct.unpack_from(f">{size // 2}H", data, length_bytes)
+
+    return decode
+
+
+def _u8s(what: str) -> Callable[[bytes], tuple[int, ...]]:
+    return lambda data: tuple(_whole(data, 1, what))
+
+
+def _server_name(data: bytes) -> str | None:
+    names = _whole(data, 2, "server_name") if data else b""
+    pos = 0
+    while pos < len(names):
+        kind = names[pos]
+        name_, pos = _vector(names, pos + 1, 2, "server_name")
+        if kind == 0:
+            return name_.decode("ascii", "replace")
+    return None
+
+
+def _alpn(data: bytes) -> tuple[bytes, ...]:
+    protocols = _whole(data, 2, "alpn")
+    out = []
+    pos = 0
+    while pos < len(protocols):
+        proto, pos = _vector(protocols, pos, 1, "alpn")
+        out.append(proto)
+    return tuple(out)
+
+
+def _key_share(data: bytes) -> tuple[int, ...]:
+    shares = _whole(data, 2, "key_share")
+    groups = []
+    pos = 0
+    while pos < len(shares):
+        if pos + 2 > len(shares):
+            raise ClientHelloError("ClientHello truncated in key_share")
+        groups.append((shares[pos] << 8) | shares[pos + 1])
+        _, pos = _vector(shares, pos + 2, 2, "key_share")
+    return tuple(groups)
+
+
+def _u16(what: str) -> Callable[[bytes], int]:
+    def decode(data: bytes) -> int:
+        if len(data) != 2:
+            raise ClientHelloError(f"{what} is not two bytes")
+        return (data[0] << 8) | data[1]
+
+    return decode
+
+
+def _status_request(data: bytes) -> int:
+    if not data:
+        raise ClientHelloError("empty status_request")
+    return data[0]
+
+
+def _present(data: bytes) -> bool:
+    return True
+
+
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    EXT_SERVER_NAME: _server_name,
+    EXT_STATUS_REQUEST: _status_request,
+    EXT_SUPPORTED_GROUPS: _u16s(2, "supported_groups"),
+    EXT_EC_POINT_FORMATS: _u8s("ec_point_formats"),
+    EXT_SIGNATURE_ALGORITHMS: _u16s(2, "signature_algorithms"),
+    EXT_ALPN: _alpn,
+    EXT_SCT: _present,
+    EXT_PADDING: len,
+    EXT_EXTENDED_MASTER_SECRET: _present,
+    EXT_COMPRESS_CERTIFICATE: _u16s(1, "compress_certificate"),
+    EXT_RECORD_SIZE_LIMIT: _u16("record_size_limit"),
+    EXT_SESSION_TICKET: len,
+    EXT_PRE_SHARED_KEY: _present,
+    EXT_EARLY_DATA: _present,
+    EXT_SUPPORTED_VERSIONS: _u16s(1, "supported_versions"),
+    EXT_PSK_KEY_EXCHANGE_MODES: _u8s("psk_key_exchange_modes"),
+    EXT_POST_HANDSHAKE_AUTH: _present,
+    EXT_SIGNATURE_ALGORITHMS_CERT: _u16s(2, "signature_algorithms_cert"),
+    EXT_KEY_SHARE: _key_share,
+    EXT_ENCRYPTED_CLIENT_HELLO: _present,
+    EXT_RENEGOTIATION_INFO: _u8s("renegotiation_info"),
+}
+
+
 def _parse_body(record_version: int, body: bytes) -> ClientHello:
-    r = _Reader(body)
-    legacy_version = r.uint(2, "version")
-    random = r.take(32, "random")
-    session_id = r.vector(1, "session id")
+    if len(body) < 35:
+        raise ClientHelloError("ClientHello truncated in random")
+    legacy_version = (body[0] << 8) | body[1]
+    random = body[2:34]
+    session_id, pos = _vector(body, 34, 1, "session id")
     if len(session_id) > 32:
         raise ClientHelloError("session id longer than 32 bytes")
-    cipher_suites = _u16_list(r.vector(2, "cipher suites"), "cipher suites")
-    compression = r.vector(1, "compression methods")
-    extensions: list[Extension] = []
-    if not r.done():
-        # Inline, not through _Reader: a hello has a dozen or more extensions,
-        # and this loop was half of the parsing time.
-        block = r.vector(2, "extensions")
-        pos, size = 0, len(block)
-        while pos < size:
-            if pos + 4 > size:
+    suites, pos = _vector(body, pos, 2, "cipher suites")
+    cipher_suites = _u16_list(suites, "cipher suites")
+    compression, pos = _vector(body, pos, 1, "compression methods")
+    types: list[int] = []
+    datas: list[bytes] = []
+    decoded: dict[int, Any] = {}
+    if pos < len(body):
+        block, pos = _vector(body, pos, 2, "extensions")
+        i, size = 0, len(block)
+        while i < size:
+            if i + 4 > size:
                 raise ClientHelloError("ClientHello truncated in extension header")
-            end = pos + 4 + ((block[pos + 2] << 8) | block[pos + 3])
+            ext_type, length = _EXT_HEADER(block, i)
+            end = i + 4 + length
             if end > size:
                 raise ClientHelloError("ClientHello truncated in extension")
-            extensions.append(Extension((block[pos] << 8) | block[pos + 1], block[pos + 4 : end]))
-            pos = end
-    d = _decode_extensions(extensions)
+            data = block[i + 4 : end]
+            types.append(ext_type)
+            datas.append(data)
+            decoder = _DECODERS.get(ext_type)
+            if decoder is not None and ext_type not in decoded:
+                decoded[ext_type] = decoder(data)
+            i = end
     return ClientHello(
-        record_version=record_version,
-        legacy_version=legacy_version,
-        random=random,
-        session_id=session_id,
-        cipher_suites=cipher_suites,
-        compression_methods=compression,
-        extensions=tuple(extensions),
-        server_name=d.server_name,
-        supported_versions=d.supported_versions,
-        supported_groups=d.supported_groups,
-        key_share_groups=d.key_share_groups,
-        signature_algorithms=d.signature_algorithms,
-        alpn=d.alpn,
-        ec_point_formats=d.ec_point_formats,
+        record_version,
+        legacy_version,
+        random,
+        session_id,
+        cipher_suites,
+        compression,
+        tuple(types),
+        tuple(datas),
+        decoded,
     )
-
-
-@dataclass(slots=True)
-class _Decoded:
-    server_name: str | None = None
-    supported_versions: tuple[int, ...] = ()
-    supported_groups: tuple[int, ...] = ()
-    key_share_groups: tuple[int, ...] = ()
-    signature_algorithms: tuple[int, ...] = ()
-    alpn: tuple[bytes, ...] = ()
-    ec_point_formats: tuple[int, ...] = ()
-
-
-def _decode_extensions(extensions: list[Extension]) -> _Decoded:
-    out = _Decoded()
-    for ext in extensions:
-        r = _Reader(ext.data)
-        if ext.type == EXT_SERVER_NAME and ext.data:
-            names = _Reader(r.vector(2, "server_name"))
-            while not names.done():
-                kind = names.uint(1, "server_name")
-                name = names.vector(2, "server_name")
-                if kind == 0 and out.server_name is None:
-                    out.server_name = name.decode("ascii", "replace")
-        elif ext.type == EXT_SUPPORTED_VERSIONS:
-            out.supported_versions = _u16_list(r.vector(1, "supported_versions"), "versions")
-        elif ext.type == EXT_SUPPORTED_GROUPS:
-            out.supported_groups = _u16_list(r.vector(2, "supported_groups"), "groups")
-        elif ext.type == EXT_SIGNATURE_ALGORITHMS:
-            out.signature_algorithms = _u16_list(
-                r.vector(2, "signature_algorithms"), "signature algorithms"
-            )
-        elif ext.type == EXT_EC_POINT_FORMATS:
-            out.ec_point_formats = tuple(r.vector(1, "ec_point_formats"))
-        elif ext.type == EXT_ALPN:
-            protocols = _Reader(r.vector(2, "alpn"))
-            names_list = []
-            while not protocols.done():
-                names_list.append(protocols.vector(1, "alpn"))
-            out.alpn = tuple(names_list)
-        elif ext.type == EXT_KEY_SHARE and ext.data:
-            shares = _Reader(r.vector(2, "key_share"))
-            groups = []
-            while not shares.done():
-                groups.append(shares.uint(2, "key_share"))
-                shares.vector(2, "key_share")
-            out.key_share_groups = tuple(groups)
-    return out
 
 
 class ClientHelloParser:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tlsecho.clienthello import (
     is_grease,
     parse_client_hello,
 )
+from tlsecho.tlsnames import CIPHER_SUITES, EXTENSIONS, GROUPS, SIGNATURE_SCHEMES, name
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "clienthellos.json").read_text()
@@ -51,6 +53,99 @@ def test_decoded_fields() -> None:
     assert 0x0304 in ch.supported_versions
     assert ch.signature_algorithms[0] == 0x0403
     assert ch.ec_point_formats == (0,)
+    assert ch.psk_key_exchange_modes == (1,)
+    assert ch.session_ticket == 0  # the extension, empty: "send me a ticket"
+    assert ch.extended_master_secret and ch.renegotiation_info
+    assert ch.status_request == 1 and ch.signed_certificate_timestamp
+    assert ch.compress_certificate == (2,)  # brotli
+    assert ch.padding == 195
+    assert not ch.pre_shared_key and not ch.early_data and not ch.encrypted_client_hello
+    assert ch.record_size_limit is None and ch.signature_algorithms_cert == ()
+    assert [e.name for e in ch.extensions][:3] == [
+        "GREASE",
+        "server_name",
+        "extended_master_secret",
+    ]
+
+
+def test_report_names_everything_and_carries_the_fingerprints() -> None:
+    report = parse_client_hello(FIRST).report()
+    json.dumps(report)  # a JSON document as it is
+    assert report["supported_versions"][:2] == ["GREASE", "TLSv1.3"]
+    assert report["cipher_suites"][1] == "TLS_AES_128_GCM_SHA256"
+    assert report["supported_groups"] == ["GREASE", "x25519", "secp256r1", "secp384r1"]
+    assert report["signature_algorithms"][0] == "ecdsa_secp256r1_sha256"
+    assert report["alpn"] == ["h2", "http/1.1"]
+    assert report["extensions"][-1] == {"type": 21, "name": "padding", "length": 195}
+    assert report["ja4"] == VECTORS[0]["ja4"] and report["ja3_hash"] == VECTORS[0]["ja3_hash"]
+
+
+def hello(*extensions: tuple[int, bytes], suites: bytes = b"\x13\x01") -> bytes:
+    """A ClientHello record with these extensions (type, body)."""
+    exts = b"".join(t.to_bytes(2, "big") + len(d).to_bytes(2, "big") + d for t, d in extensions)
+    body = b"\x03\x03" + bytes(32) + b"\x00" + len(suites).to_bytes(2, "big") + suites + b"\x01\x00"
+    body += len(exts).to_bytes(2, "big") + exts
+    msg = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + len(msg).to_bytes(2, "big") + msg
+
+
+def test_the_rarer_extensions() -> None:
+    ch = parse_client_hello(
+        hello(
+            (0x0033, b"\x00\x0a" + b"\x11\xec\x00\x02ab" + b"\x00\x1d\x00\x00"),
+            (0x000A, b"\x00\x04\x11\xec\x00\x1d"),
+            (0x0032, b"\x00\x02\x08\x07"),
+            (0x001C, b"\x40\x01"),
+            (0x0029, b"\x00"),
+            (0x002A, b""),
+            (0x0031, b""),
+            (0xFE0D, b"\x00\x01"),
+        )
+    )
+    assert ch.key_share_groups == (0x11EC, 0x001D)
+    assert ch.report()["key_share_groups"] == ["X25519MLKEM768", "x25519"]
+    assert ch.report()["signature_algorithms_cert"] == ["ed25519"]
+    assert ch.record_size_limit == 16385
+    assert ch.pre_shared_key and ch.early_data and ch.post_handshake_auth
+    assert ch.encrypted_client_hello
+    assert ch.extensions[-1].name == "encrypted_client_hello"
+    assert ch.server_name is None and ch.alpn == ()
+    # No supported_versions, SNI, ALPN or signature_algorithms: t12, i, 00, no "_sigs".
+    assert ch.ja4_r() == "t12i010800_1301_000a,001c,0029,002a,0031,0032,0033,fe0d"
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "expected"),
+    [
+        (CIPHER_SUITES, 0x1302, "TLS_AES_256_GCM_SHA384"),
+        (CIPHER_SUITES, 0x00FF, "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"),
+        (GROUPS, 4588, "X25519MLKEM768"),
+        (GROUPS, 0x001D, "x25519"),
+        (SIGNATURE_SCHEMES, 0x0804, "rsa_pss_rsae_sha256"),
+        (EXTENSIONS, 0xFF01, "renegotiation_info"),
+        (EXTENSIONS, 0x3A3A, "GREASE"),
+        (GROUPS, 0x7777, "0x7777"),
+    ],
+)
+def test_iana_names(table: Mapping[int, str], value: int, expected: str) -> None:
+    assert name(table, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("ext", "match"),
+    [
+        ((0x000A, b"\x00\x03\x00\x1d\x00"), "malformed supported_groups"),
+        ((0x0033, b"\x00\x04\x00\x1d\x00\x09"), "truncated in key_share"),
+        ((0x001C, b"\x40"), "record_size_limit is not two bytes"),
+        ((0x0010, b"\x00\x03\x05h2"), "truncated in alpn"),
+        ((0x0000, b"\x00\x05\x00\x00\x09ab"), "truncated in server_name"),
+        ((0x0005, b""), "empty status_request"),
+        ((0x002B, b"\x04\x03\x04"), "malformed supported_versions"),
+    ],
+)
+def test_malformed_extensions(ext: tuple[int, bytes], match: str) -> None:
+    with pytest.raises(ClientHelloError, match=match):
+        parse_client_hello(hello(ext))
 
 
 def test_ja3n_sorts_the_extensions() -> None:

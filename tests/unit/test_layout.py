@@ -76,14 +76,25 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
 
 @pytest.mark.parametrize(
     "core",
-    ["tlsecho.framing", "tlsecho.proxy_protocol", "tlsecho.deadlines", "tlsecho.clienthello"],
+    [
+        "tlsecho.framing",
+        "tlsecho.proxy_protocol",
+        "tlsecho.deadlines",
+        "tlsecho.clienthello",
+        "tlsecho.tlsnames",
+    ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
     tree = ast.parse(MODULES[core].read_text())
     stdlib = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     stdlib |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not stdlib & {"socket", "ssl", "asyncio", "select", "time", "selectors"}
-    assert GRAPH[core] <= {"tlsecho.framing", "tlsecho.proxy_protocol", "tlsecho.errors"}
+    assert GRAPH[core] <= {
+        "tlsecho.framing",
+        "tlsecho.proxy_protocol",
+        "tlsecho.errors",
+        "tlsecho.tlsnames",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
