@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := openssl socat ncat nodejs haproxy
+DEBS   := openssl socat ncat nodejs haproxy tshark curl
 
 .PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools
 
@@ -74,6 +74,8 @@ tools:
 	command -v ncat    >/dev/null || missing="$$missing ncat"; \
 	command -v node    >/dev/null || missing="$$missing nodejs"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v tshark  >/dev/null || missing="$$missing tshark"; \
+	command -v curl    >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

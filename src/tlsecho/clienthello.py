@@ -14,11 +14,47 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from tlsecho.tlsnames import CIPHER_SUITES, EXTENSIONS, GROUPS, SIGNATURE_SCHEMES, is_grease, name
+from tlsecho.tlsext import (
+    DECODERS,
+    EXT_ALPN,
+    EXT_COMPRESS_CERTIFICATE,
+    EXT_EARLY_DATA,
+    EXT_EC_POINT_FORMATS,
+    EXT_ENCRYPTED_CLIENT_HELLO,
+    EXT_EXTENDED_MASTER_SECRET,
+    EXT_KEY_SHARE,
+    EXT_PADDING,
+    EXT_POST_HANDSHAKE_AUTH,
+    EXT_PRE_SHARED_KEY,
+    EXT_PSK_KEY_EXCHANGE_MODES,
+    EXT_RECORD_SIZE_LIMIT,
+    EXT_RENEGOTIATION_INFO,
+    EXT_SCT,
+    EXT_SERVER_NAME,
+    EXT_SESSION_TICKET,
+    EXT_SIGNATURE_ALGORITHMS,
+    EXT_SIGNATURE_ALGORITHMS_CERT,
+    EXT_STATUS_REQUEST,
+    EXT_SUPPORTED_GROUPS,
+    EXT_SUPPORTED_VERSIONS,
+    ClientHelloError,
+    u16_list,
+    vector,
+)
+from tlsecho.tlsnames import (
+    CIPHER_SUITES,
+    EXTENSIONS,
+    GROUPS,
+    SIGNATURE_SCHEMES,
+    is_grease,
+    name,
+    names,
+    version_name,
+)
 
 __all__ = [
     "MAX_CLIENT_HELLO",
@@ -38,35 +74,9 @@ _HANDSHAKE = 22
 _CLIENT_HELLO = 1
 _RECORD_MAX = 16384 + 2048  # RFC 8446 5.2: a record's largest length
 
-# Extension types (IANA) this module decodes or looks for.
-EXT_SERVER_NAME = 0x0000
-EXT_STATUS_REQUEST = 0x0005
-EXT_SUPPORTED_GROUPS = 0x000A
-EXT_EC_POINT_FORMATS = 0x000B
-EXT_SIGNATURE_ALGORITHMS = 0x000D
-EXT_ALPN = 0x0010
-EXT_SCT = 0x0012
-EXT_PADDING = 0x0015
-EXT_EXTENDED_MASTER_SECRET = 0x0017
-EXT_COMPRESS_CERTIFICATE = 0x001B
-EXT_RECORD_SIZE_LIMIT = 0x001C
-EXT_SESSION_TICKET = 0x0023
-EXT_PRE_SHARED_KEY = 0x0029
-EXT_EARLY_DATA = 0x002A
-EXT_SUPPORTED_VERSIONS = 0x002B
-EXT_PSK_KEY_EXCHANGE_MODES = 0x002D
-EXT_POST_HANDSHAKE_AUTH = 0x0031
-EXT_SIGNATURE_ALGORITHMS_CERT = 0x0032
-EXT_KEY_SHARE = 0x0033
-EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
-EXT_RENEGOTIATION_INFO = 0xFF01
-
 _VERSION_CODES = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}
+_EXT_HEADER = struct.Struct(">HH").unpack_from
 _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
-
-
-class ClientHelloError(ValueError):
-    """The bytes are not a well-formed TLS ClientHello (the peer's fault)."""
 
 
 class Extension(NamedTuple):
@@ -269,25 +279,39 @@ class ClientHello:
         return f"{a}_{cipher_text}_{ext_text}"
 
     # -- report -----------------------------------------------------------------------
+    def log_fields(self) -> dict[str, Any]:
+        """What a connection's JSON log record says about its ClientHello."""
+        return {
+            "ja3": self.ja3(),
+            "ja3_hash": self.ja3_hash(),
+            "ja4_r": self.ja4_r(),
+            "offered_versions": [version_name(v) for v in self.supported_versions],
+            "offered_cipher_suites": names(CIPHER_SUITES, self.cipher_suites),
+            "offered_groups": names(GROUPS, self.supported_groups),
+            "offered_key_share_groups": names(GROUPS, self.key_share_groups),
+            "offered_signature_algorithms": names(SIGNATURE_SCHEMES, self.signature_algorithms),
+            "offered_alpn": [a.decode("ascii", "backslashreplace") for a in self.alpn],
+        }
+
     def report(self) -> dict[str, Any]:
         """Everything offered, with IANA names, and the fingerprints: a JSON
         object (``--mode hello``, the JSON log, golden files)."""
         return {
-            "record_version": _version_name(self.record_version),
-            "legacy_version": _version_name(self.legacy_version),
-            "supported_versions": [_version_name(v) for v in self.supported_versions],
+            "record_version": version_name(self.record_version),
+            "legacy_version": version_name(self.legacy_version),
+            "supported_versions": [version_name(v) for v in self.supported_versions],
             "session_id_length": len(self.session_id),
-            "cipher_suites": _names(CIPHER_SUITES, self.cipher_suites),
+            "cipher_suites": names(CIPHER_SUITES, self.cipher_suites),
             "compression_methods": list(self.compression_methods),
             "extensions": [
                 {"type": e.type, "name": e.name, "length": len(e.data)} for e in self.extensions
             ],
             "server_name": self.server_name,
             "alpn": [a.decode("ascii", "backslashreplace") for a in self.alpn],
-            "supported_groups": _names(GROUPS, self.supported_groups),
-            "key_share_groups": _names(GROUPS, self.key_share_groups),
-            "signature_algorithms": _names(SIGNATURE_SCHEMES, self.signature_algorithms),
-            "signature_algorithms_cert": _names(SIGNATURE_SCHEMES, self.signature_algorithms_cert),
+            "supported_groups": names(GROUPS, self.supported_groups),
+            "key_share_groups": names(GROUPS, self.key_share_groups),
+            "signature_algorithms": names(SIGNATURE_SCHEMES, self.signature_algorithms),
+            "signature_algorithms_cert": names(SIGNATURE_SCHEMES, self.signature_algorithms_cert),
             "ec_point_formats": list(self.ec_point_formats),
             "psk_key_exchange_modes": list(self.psk_key_exchange_modes),
             "pre_shared_key": self.pre_shared_key,
@@ -308,17 +332,6 @@ class ClientHello:
             "ja4": self.ja4(),
             "ja4_r": self.ja4_r(),
         }
-
-
-def _version_name(version: int) -> str:
-    names = {0x0304: "TLSv1.3", 0x0303: "TLSv1.2", 0x0302: "TLSv1.1", 0x0301: "TLSv1"}
-    if version == 0x0300:
-        return "SSLv3"
-    return names.get(version) or ("GREASE" if is_grease(version) else f"0x{version:04x}")
-
-
-def _names(table: Mapping[int, str], values: tuple[int, ...]) -> list[str]:
-    return [name(table, v) for v in values]
 
 
 def _hex_list(values: list[int] | tuple[int, ...]) -> str:
@@ -348,145 +361,22 @@ def _alpn_code(alpn: tuple[bytes, ...]) -> str:
     return text[0] + text[-1]
 
 
-# -- decoding --------------------------------------------------------------------------
-def _vector(data: bytes, pos: int, length_bytes: int, what: str) -> tuple[bytes, int]:
-    """The vector at ``pos`` with a ``length_bytes`` length prefix, and the
-    position after it."""
-    start = pos + length_bytes
-    if start > len(data):
-        raise ClientHelloError(f"ClientHello truncated in {what}")
-    end = start + int.from_bytes(data[pos:start], "big")
-    if end > len(data):
-        raise ClientHelloError(f"ClientHello truncated in {what}")
-    return data[start:end], end
-
-
-def _whole(data: bytes, length_bytes: int, what: str) -> bytes:
-    """An extension's body that is exactly one vector."""
-    inner, end = _vector(data, 0, length_bytes, what)
-    if end != len(data):
-        raise ClientHelloError(f"trailing bytes in {what}")
-    return inner
-
-
-_EXT_HEADER = struct.Struct(">HH").unpack_from
-
-
-def _u16_list(data: bytes, what: str) -> tuple[int, ...]:
-    if len(data) % 2:
-        raise ClientHelloError(f"odd length in {what}")
-    return struct.unpack(f">{len(data) // 2}H", data)
-
-
-def _u16s(length_bytes: int, what: str) -> Callable[[bytes], tuple[int, ...]]:
-    """A decoder of an extension that is one vector of 16-bit values."""
-
-    def decode(data: bytes) -> tuple[int, ...]:
-        size = len(data) - length_bytes
-        if size < 0 or size % 2 or int.from_bytes(data[:length_bytes], "big") != size:
-            raise ClientHelloError(f"malformed {what}")
-        return struct.unpack_from(f">{size // 2}H", data, length_bytes)
-
-    return decode
-
-
-def _u8s(what: str) -> Callable[[bytes], tuple[int, ...]]:
-    return lambda data: tuple(_whole(data, 1, what))
-
-
-def _server_name(data: bytes) -> str | None:
-    names = _whole(data, 2, "server_name") if data else b""
-    pos = 0
-    while pos < len(names):
-        kind = names[pos]
-        name_, pos = _vector(names, pos + 1, 2, "server_name")
-        if kind == 0:
-            return name_.decode("ascii", "replace")
-    return None
-
-
-def _alpn(data: bytes) -> tuple[bytes, ...]:
-    protocols = _whole(data, 2, "alpn")
-    out = []
-    pos = 0
-    while pos < len(protocols):
-        proto, pos = _vector(protocols, pos, 1, "alpn")
-        out.append(proto)
-    return tuple(out)
-
-
-def _key_share(data: bytes) -> tuple[int, ...]:
-    shares = _whole(data, 2, "key_share")
-    groups = []
-    pos = 0
-    while pos < len(shares):
-        if pos + 2 > len(shares):
-            raise ClientHelloError("ClientHello truncated in key_share")
-        groups.append((shares[pos] << 8) | shares[pos + 1])
-        _, pos = _vector(shares, pos + 2, 2, "key_share")
-    return tuple(groups)
-
-
-def _u16(what: str) -> Callable[[bytes], int]:
-    def decode(data: bytes) -> int:
-        if len(data) != 2:
-            raise ClientHelloError(f"{what} is not two bytes")
-        return (data[0] << 8) | data[1]
-
-    return decode
-
-
-def _status_request(data: bytes) -> int:
-    if not data:
-        raise ClientHelloError("empty status_request")
-    return data[0]
-
-
-def _present(data: bytes) -> bool:
-    return True
-
-
-_DECODERS: dict[int, Callable[[bytes], Any]] = {
-    EXT_SERVER_NAME: _server_name,
-    EXT_STATUS_REQUEST: _status_request,
-    EXT_SUPPORTED_GROUPS: _u16s(2, "supported_groups"),
-    EXT_EC_POINT_FORMATS: _u8s("ec_point_formats"),
-    EXT_SIGNATURE_ALGORITHMS: _u16s(2, "signature_algorithms"),
-    EXT_ALPN: _alpn,
-    EXT_SCT: _present,
-    EXT_PADDING: len,
-    EXT_EXTENDED_MASTER_SECRET: _present,
-    EXT_COMPRESS_CERTIFICATE: _u16s(1, "compress_certificate"),
-    EXT_RECORD_SIZE_LIMIT: _u16("record_size_limit"),
-    EXT_SESSION_TICKET: len,
-    EXT_PRE_SHARED_KEY: _present,
-    EXT_EARLY_DATA: _present,
-    EXT_SUPPORTED_VERSIONS: _u16s(1, "supported_versions"),
-    EXT_PSK_KEY_EXCHANGE_MODES: _u8s("psk_key_exchange_modes"),
-    EXT_POST_HANDSHAKE_AUTH: _present,
-    EXT_SIGNATURE_ALGORITHMS_CERT: _u16s(2, "signature_algorithms_cert"),
-    EXT_KEY_SHARE: _key_share,
-    EXT_ENCRYPTED_CLIENT_HELLO: _present,
-    EXT_RENEGOTIATION_INFO: _u8s("renegotiation_info"),
-}
-
-
 def _parse_body(record_version: int, body: bytes) -> ClientHello:
     if len(body) < 35:
         raise ClientHelloError("ClientHello truncated in random")
     legacy_version = (body[0] << 8) | body[1]
     random = body[2:34]
-    session_id, pos = _vector(body, 34, 1, "session id")
+    session_id, pos = vector(body, 34, 1, "session id")
     if len(session_id) > 32:
         raise ClientHelloError("session id longer than 32 bytes")
-    suites, pos = _vector(body, pos, 2, "cipher suites")
-    cipher_suites = _u16_list(suites, "cipher suites")
-    compression, pos = _vector(body, pos, 1, "compression methods")
+    suites, pos = vector(body, pos, 2, "cipher suites")
+    cipher_suites = u16_list(suites, "cipher suites")
+    compression, pos = vector(body, pos, 1, "compression methods")
     types: list[int] = []
     datas: list[bytes] = []
     decoded: dict[int, Any] = {}
     if pos < len(body):
-        block, pos = _vector(body, pos, 2, "extensions")
+        block, pos = vector(body, pos, 2, "extensions")
         i, size = 0, len(block)
         while i < size:
             if i + 4 > size:
@@ -498,7 +388,7 @@ def _parse_body(record_version: int, body: bytes) -> ClientHello:
             data = block[i + 4 : end]
             types.append(ext_type)
             datas.append(data)
-            decoder = _DECODERS.get(ext_type)
+            decoder = DECODERS.get(ext_type)
             if decoder is not None and ext_type not in decoded:
                 decoded[ext_type] = decoder(data)
             i = end

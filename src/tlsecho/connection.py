@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+from tlsecho.clienthello import ClientHello
 from tlsecho.config import ServerConfig
 from tlsecho.deadlines import Limits
 from tlsecho.errors import failure_reason
@@ -26,6 +27,7 @@ class State(enum.Enum):
     """Where a connection is; :data:`TRANSITIONS` says where it may go next."""
 
     PROXY = "proxy"  # reading the PROXY header, before TLS
+    HELLO = "hello"  # peeking at the ClientHello, before OpenSSL reads it
     HANDSHAKE = "handshake"
     OPEN = "open"
     CLOSING = "closing"  # flushing the echo, then sending close_notify
@@ -35,7 +37,8 @@ class State(enum.Enum):
 
 #: Every allowed state change, in one place (as h11's ``_state.py``).
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.PROXY: frozenset({State.HANDSHAKE, State.CLOSED}),
+    State.PROXY: frozenset({State.HELLO, State.HANDSHAKE, State.CLOSED}),
+    State.HELLO: frozenset({State.HANDSHAKE, State.CLOSED}),
     # A refused handshake lingers (DRAINING) so the client reads our alert.
     State.HANDSHAKE: frozenset({State.OPEN, State.DRAINING, State.CLOSED}),
     State.OPEN: frozenset({State.CLOSING, State.CLOSED}),
@@ -87,6 +90,9 @@ class ConnectionRecord:
     cipher: str | None
     sni: str | None
     alpn: str | None
+    ja4: str | None
+    """The ClientHello's JA4 (None when there was no whole ClientHello, or
+    with ``--no-fingerprint``)."""
     client_cert: str | None
     """The client certificate's subject, when one was presented."""
     bytes_in: int
@@ -103,6 +109,8 @@ class ConnectionRecord:
     """The worker process that served it (``--workers``; None without)."""
     endpoint: str | None = None
     """The named listener that accepted it (``tlsecho badssl``; None without)."""
+    hello: ClientHello | None = field(default=None, repr=False, compare=False)
+    """The ClientHello (not a JSON key itself: the JSON log expands it)."""
 
     @classmethod
     def build(
@@ -120,6 +128,7 @@ class ConnectionRecord:
         ragged: bool,
         worker: int | None = None,
         endpoint: str | None = None,
+        hello: ClientHello | None = None,
     ) -> ConnectionRecord:
         """The record of a connection that has just closed.
 
@@ -131,6 +140,7 @@ class ConnectionRecord:
                 ``error`` from ``exc``.
             exc: what ended it, when something went wrong.
             ragged: the peer closed TCP without close_notify.
+            hello: the ClientHello, when the server read it.
         """
         if outcome is None:
             outcome = Outcome.EOF if exc is None else Outcome.ERROR
@@ -148,6 +158,7 @@ class ConnectionRecord:
             cipher=None if cipher == "-" else cipher,
             sni=None if sni == "-" else sni,
             alpn=None if alpn == "-" else alpn,
+            ja4=hello.ja4() if hello is not None else None,
             client_cert=client_cert,
             bytes_in=framing.bytes_in,
             bytes_out=written,
@@ -157,11 +168,20 @@ class ConnectionRecord:
             reason=reason,
             worker=worker,
             endpoint=endpoint,
+            hello=hello,
         )
 
     def as_fields(self) -> dict[str, Any]:
-        """The JSON log record's keys (``event`` first)."""
-        return {"event": "connection", **asdict(self), "outcome": str(self.outcome)}
+        """The JSON log record's keys (``event`` first; the ClientHello's
+        details are the JSON formatter's to add)."""
+        out: dict[str, Any] = {"event": "connection"}
+        for name in _FIELD_NAMES:
+            out[name] = getattr(self, name)
+        out["outcome"] = str(self.outcome)
+        return out
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ConnectionRecord) if f.name != "hello")
 
 
 class ConnectionOwner(Protocol):

@@ -28,7 +28,8 @@ def connection_message(fields: Mapping[str, Any]) -> str:
     return (
         f"done peer={fields['peer']}{via} tls={fields['tls_version'] or '-'}"
         f" cipher={fields['cipher'] or '-'} sni={fields['sni'] or '-'}"
-        f" alpn={fields['alpn'] or '-'} in={fields['bytes_in']} out={fields['bytes_out']}"
+        f" alpn={fields['alpn'] or '-'} ja4={fields.get('ja4') or '-'}"
+        f" in={fields['bytes_in']} out={fields['bytes_out']}"
         f" discarded={fields['discarded']} duration={fields['duration_s']:.3f}s"
         f" end={fields['outcome']}{reason}{worker}"
     )
@@ -58,9 +59,13 @@ class JsonFormatter(logging.Formatter):
     Every object has ``ts`` (RFC 3339, UTC), ``level``, ``logger`` (the tag)
     and ``event``. A finished connection is ``"event": "connection"`` with
     the stable keys ``peer``, ``via``, ``tls_version``, ``cipher``, ``sni``,
-    ``alpn``, ``client_cert``, ``bytes_in``, ``bytes_out``, ``discarded``,
+    ``alpn``, ``ja4``, ``client_cert``, ``bytes_in``, ``bytes_out``, ``discarded``,
     ``duration_s``, ``outcome``, ``reason``, ``worker`` (with ``--workers``;
-    else null) and ``endpoint`` (``tlsecho badssl``; else null); other lines are
+    else null) and ``endpoint`` (``tlsecho badssl``; else null), and when the
+    ClientHello was read, what it offered (``ja3``, ``ja3_hash``, ``ja4_r``,
+    ``offered_versions``, ``offered_cipher_suites``, ``offered_groups``,
+    ``offered_key_share_groups``, ``offered_signature_algorithms``,
+    ``offered_alpn``: IANA names, GREASE as ``GREASE``); other lines are
     ``"event": "log"`` with a ``message``.
     """
 
@@ -74,6 +79,9 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             obj.update(fields)
+            hello = getattr(record, "hello", None)
+            if hello is not None:
+                obj.update(hello.log_fields())
         else:
             obj["event"] = "log"
             obj["message"] = record.getMessage()

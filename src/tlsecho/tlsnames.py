@@ -8,9 +8,18 @@ its hex (``0x1234``), a GREASE value (RFC 8701) as ``GREASE``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-__all__ = ["CIPHER_SUITES", "EXTENSIONS", "GROUPS", "SIGNATURE_SCHEMES", "is_grease", "name"]
+__all__ = [
+    "CIPHER_SUITES",
+    "EXTENSIONS",
+    "GROUPS",
+    "SIGNATURE_SCHEMES",
+    "is_grease",
+    "name",
+    "names",
+    "version_name",
+]
 
 
 def is_grease(value: int) -> bool:
@@ -24,6 +33,25 @@ def name(table: Mapping[int, str], value: int) -> str:
     if found is not None:
         return found
     return "GREASE" if is_grease(value) else f"0x{value:04x}"
+
+
+def names(table: Mapping[int, str], values: Iterable[int]) -> list[str]:
+    """:func:`name` of each value."""
+    return [name(table, v) for v in values]
+
+
+_VERSIONS = {
+    0x0304: "TLSv1.3",
+    0x0303: "TLSv1.2",
+    0x0302: "TLSv1.1",
+    0x0301: "TLSv1",
+    0x0300: "SSLv3",
+}
+
+
+def version_name(version: int) -> str:
+    """A protocol version as Python's ``ssl`` names it (``TLSv1.3``)."""
+    return name(_VERSIONS, version)
 
 
 #: TLS Cipher Suites (IANA), and the GOST suites OpenSSL's engine offers.

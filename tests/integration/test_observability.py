@@ -71,6 +71,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "cipher",
         "sni",
         "alpn",
+        "ja4",
         "client_cert",
         "bytes_in",
         "bytes_out",
@@ -81,8 +82,21 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "worker",
         "endpoint",
     }
+    hello_keys = {
+        "ja3",
+        "ja3_hash",
+        "ja4_r",
+        "offered_versions",
+        "offered_cipher_suites",
+        "offered_groups",
+        "offered_key_share_groups",
+        "offered_signature_algorithms",
+        "offered_alpn",
+    }
     for e in conns:
-        assert set(e) == keys
+        # What the client offered, when it sent a ClientHello (not the HTTP request).
+        assert set(e) == keys | (hello_keys if e["ja4"] else set())
+        assert (e["ja4"] is None) == (e["reason"] == "http request")
         assert e["worker"] is None  # one process: no --workers
     assert sum(e["bytes_in"] for e in conns) == received  # the logs and metrics agree
     first = conns[0]

@@ -82,6 +82,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.deadlines",
         "tlsecho.clienthello",
         "tlsecho.tlsnames",
+        "tlsecho.tlsext",
     ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
@@ -94,6 +95,7 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
         "tlsecho.proxy_protocol",
         "tlsecho.errors",
         "tlsecho.tlsnames",
+        "tlsecho.tlsext",
     }
 
 

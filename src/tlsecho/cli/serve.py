@@ -81,6 +81,13 @@ def add_parser(sub: Any) -> None:
         default=_d("proxy_protocol"),
         help="read an HAProxy PROXY header before the handshake (default: %(default)s)",
     )
+    echo.add_argument(
+        "--fingerprint",
+        action=argparse.BooleanOptionalAction,
+        default=_d("fingerprint"),
+        help="read each ClientHello: ja4= in the log line, what the client offered "
+        "(versions, suites, groups, ALPN, JA3) in --log-format json (default: on)",
+    )
     tls = s.add_argument_group("TLS")
     tls.add_argument(
         "--cert",

@@ -21,10 +21,11 @@ import ssl
 import sys
 from typing import Any
 
-from tlsecho.certs import describe_certificate
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
+from tlsecho.engines.hello import HelloPeek
 from tlsecho.framing import Framing, make_framing
+from tlsecho.identity import log_client_certificate
 from tlsecho.logs import connection_message, get_logger
 from tlsecho.net import Address, format_address
 from tlsecho.proxy_protocol import ProxyHeader, ProxyParser, ProxyProtocolError
@@ -41,8 +42,7 @@ _READS_PER_WAKEUP = 16
 # Echo bytes queued for a peer that is not reading, before we stop reading it.
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
-# A PROXY header is read with MSG_PEEK so the ClientHello after it stays in
-# the socket for OpenSSL; a v2 header longer than this is read in steps.
+# PROXY headers are peeked (the ClientHello stays for OpenSSL) in steps this big.
 _PROXY_PEEK = 4096
 
 
@@ -54,6 +54,7 @@ class TlsConnection:
         "_debug",
         "_fd",
         "_framing",
+        "_hello",
         "_io",
         "_linger_exc",
         "_loop",
@@ -93,7 +94,9 @@ class TlsConnection:
         self._fd = sock.fileno()
         self._framing: Framing = make_framing(cfg.mode, max_line=cfg.max_line)
         self._proxy = ProxyParser(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
-        self._state = State.PROXY if self._proxy else State.HANDSHAKE
+        self._hello = HelloPeek() if cfg.fingerprint else None
+        first = State.HELLO if self._hello else State.HANDSHAKE
+        self._state = State.PROXY if self._proxy else first
         self._outcome: Outcome | None = None
         # A list, not a deque: empty, it costs 56 bytes instead of a deque's
         # 760 (per connection, idle ones included), and it rarely holds more
@@ -141,7 +144,7 @@ class TlsConnection:
         if self._state is State.PROXY:
             self._want_read(True)
         else:
-            self._wrap()
+            self._begin_tls()
 
     # -- event registration ---------------------------------------------------
     def _want_read(self, on: bool) -> None:
@@ -170,6 +173,8 @@ class TlsConnection:
             self._drain()
         elif state is State.CLOSING:
             self._shutdown()
+        elif state is State.HELLO:
+            self._begin_tls()
         elif state is State.PROXY:
             self._read_proxy_header()
 
@@ -191,10 +196,8 @@ class TlsConnection:
             self._fail(Outcome.PROXY_ERROR, exc)
             return
         if not data:
-            self._fail(
-                Outcome.PROXY_ERROR,
-                ConnectionResetError("closed before the end of the PROXY header"),
-            )
+            cut = ConnectionResetError("closed before the end of the PROXY header")
+            self._fail(Outcome.PROXY_ERROR, cut)
             return
         try:
             used = self._proxy.feed(data)
@@ -207,8 +210,7 @@ class TlsConnection:
         header = self._proxy.header
         if header is not None:
             self._apply_proxy_header(header)
-            self._enter(State.HANDSHAKE)
-            self._wrap()
+            self._begin_tls()
 
     def _apply_proxy_header(self, header: ProxyHeader) -> None:
         if header.command == "PROXY" and header.source is not None and header.family != "UNIX":
@@ -219,6 +221,20 @@ class TlsConnection:
             log_conn.debug(text, extra={"tag": self.tag})
 
     # -- handshake ------------------------------------------------------------
+    def _begin_tls(self) -> None:
+        """Peek at the ClientHello until it is whole, then hand over to OpenSSL."""
+        hello = self._hello
+        if hello is not None:
+            if self._state is State.PROXY:
+                self._enter(State.HELLO)
+            if not hello.read(self._raw):
+                self._want_read(True)
+                return
+            hello.reset(self._raw)
+        if self._state is not State.HANDSHAKE:
+            self._enter(State.HANDSHAKE)
+        self._wrap()
+
     def _wrap(self) -> None:
         try:
             # Ragged EOFs raise, so a close without close_notify is told
@@ -277,7 +293,7 @@ class TlsConnection:
             log_conn.debug("connection accepted", extra={"tag": self.tag})
         cfg = self._server.config
         if cfg.client_auth != "none":
-            self._log_client_certificate(sock)
+            self.client_cert = log_client_certificate(sock, self.tag)
         self._want_write(False)
         self._want_read(True)
         if cfg.alpn_required and self.alpn == "-":
@@ -289,22 +305,6 @@ class TlsConnection:
             self.close()
         else:
             self._read()
-
-    def _log_client_certificate(self, sock: ssl.SSLSocket) -> None:
-        der = sock.getpeercert(binary_form=True)
-        if not der:
-            log_conn.info("no client certificate", extra={"tag": self.tag})
-            return
-        c = describe_certificate(der)
-        self.client_cert = c.subject
-        log_conn.info(
-            "client certificate subject=%r issuer=%r serial=%s sha256=%s",
-            c.subject,
-            c.issuer,
-            c.serial,
-            c.sha256,
-            extra={"tag": self.tag},
-        )
 
     # -- echo -----------------------------------------------------------------
     def _read(self) -> None:
@@ -547,7 +547,7 @@ class TlsConnection:
     # -- the end ----------------------------------------------------------------
     def close(self) -> None:
         """Close for server shutdown: flush, close_notify, close."""
-        if self._state is State.HANDSHAKE or self._state is State.PROXY:
+        if self._state in (State.HANDSHAKE, State.PROXY, State.HELLO):
             self._fail(Outcome.SERVER_SHUTDOWN, None)
         elif self._state is State.OPEN:
             self._outcome = Outcome.SERVER_SHUTDOWN
@@ -578,7 +578,8 @@ class TlsConnection:
         record = self._record(exc)
         if log_conn.isEnabledFor(logging.INFO):
             fields = record.as_fields()
-            log_conn.info(connection_message(fields), extra={"tag": self.tag, "fields": fields})
+            extra = {"tag": self.tag, "fields": fields, "hello": record.hello}
+            log_conn.info(connection_message(fields), extra=extra)
         self._server.connection_lost(self, record)
 
     def _record(self, exc: BaseException | None) -> ConnectionRecord:
@@ -595,4 +596,5 @@ class TlsConnection:
             ragged=self._ragged,
             worker=self._server.worker,
             endpoint=self._server.name,
+            hello=self._hello.result if self._hello else None,
         )

@@ -1,0 +1,76 @@
+"""The client's ClientHello, read off the socket before OpenSSL reads it.
+
+:class:`HelloPeek` looks at the bytes waiting in the socket with ``MSG_PEEK``
+(nothing is taken: OpenSSL reads the same bytes next) and feeds the new ones
+to the sans-IO :class:`~tlsecho.clienthello.ClientHelloParser`. While the
+ClientHello is incomplete (a post-quantum one spans two TCP segments on a
+1500-byte network), ``SO_RCVLOWAT`` asks the kernel to wake us only when more
+bytes have come, not again for the ones already peeked.
+
+The peek never changes what happens to the connection: whatever it finds (a
+ClientHello, garbage, an early EOF, a reset), the handshake goes on and
+OpenSSL judges the same bytes as it would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+from tlsecho.clienthello import MAX_CLIENT_HELLO, ClientHello, ClientHelloError, ClientHelloParser
+
+__all__ = ["HelloPeek"]
+
+# One buffer for every peek in this process (one event loop, one thread).
+_SCRATCH = bytearray(MAX_CLIENT_HELLO)
+_VIEW = memoryview(_SCRATCH)
+
+
+class HelloPeek:
+    """One connection's ClientHello, peeked."""
+
+    __slots__ = ("_fed", "_lowat", "_parser", "error", "result")
+
+    def __init__(self) -> None:
+        self._parser = ClientHelloParser()
+        self._fed = 0
+        self._lowat = False
+        self.result: ClientHello | None = None
+        """The ClientHello, when one was read whole."""
+        self.error: str | None = None
+        """Why there is none: not a ClientHello, malformed, or cut short."""
+
+    def read(self, sock: socket.socket) -> bool:
+        """Peek at what has arrived: True when the handshake should go on
+        (a ClientHello, or nothing more to wait for), False to wait."""
+        try:
+            n = sock.recv_into(_SCRATCH, MAX_CLIENT_HELLO, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError as exc:  # a reset: OpenSSL will see it too
+            return self._done(f"no ClientHello: {exc.strerror or exc}")
+        if n <= self._fed:  # EOF (or nothing new): OpenSSL will say what it thinks
+            return self._done("no ClientHello: the client closed")
+        try:
+            self.result = self._parser.feed(bytes(_VIEW[self._fed : n]))
+        except ClientHelloError as exc:
+            return self._done(str(exc))
+        self._fed = n
+        if self.result is not None:
+            return self._done(None)
+        # Wake us when more than what is here has come (not for these bytes).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n + 1)
+        self._lowat = True
+        return False
+
+    def _done(self, error: str | None) -> bool:
+        self.error = error
+        return True
+
+    def reset(self, sock: socket.socket) -> None:
+        """Give the socket back as it was (OpenSSL wants every byte at once)."""
+        if self._lowat:
+            self._lowat = False
+            # Already closed by the peer: the handshake will say so.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
