@@ -581,3 +581,73 @@ def test_max_session(hostile: Make) -> None:
     h.logged(r": session-timeout: closing connection")
     h.connection(outcome="session-timeout")
     h.settle()
+
+
+# The ClientHello reader (issue 12) --------------------------------------------------
+def in_records(hello: bytes, size: int) -> bytes:
+    """The same handshake message in TLS records of ``size`` bytes."""
+    body = hello[5:]
+    return b"".join(
+        b"\x16\x03\x01" + len(body[i : i + size]).to_bytes(2, "big") + body[i : i + size]
+        for i in range(0, len(body), size)
+    )
+
+
+def odd_groups(hello: bytes) -> bytes:
+    """The ClientHello with its supported_groups list length off by one."""
+    from tlsecho.clienthello import parse_client_hello
+
+    ch = parse_client_hello(hello)
+    data = ch.extension_data[ch.extension_types.index(0x000A)]
+    ext = b"\x00\x0a" + len(data).to_bytes(2, "big") + data
+    assert hello.count(ext) == 1
+    return hello.replace(ext, ext[:4] + (len(data) - 1).to_bytes(2, "big") + data[2:])
+
+
+def test_client_hello_in_one_byte_records_is_read_whole(hostile: Make) -> None:
+    """~600 one-byte records, in 20 TCP segments: the reader waits for all of
+    them (SO_RCVLOWAT), fingerprints the hello, then OpenSSL answers it."""
+    from tlsecho.clienthello import parse_client_hello
+
+    h = hostile()
+    hello = client_hello()
+    data = in_records(hello, 1)
+    with h.raw() as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        step = len(data) // 20 + 1
+        for i in range(0, len(data), step):
+            s.sendall(data[i : i + step])
+            time.sleep(0.01)
+        s.settimeout(5)
+        assert s.recv(5)[:1] == b"\x16"  # the ServerHello: OpenSSL took the same bytes
+    h.connection(outcome="handshake-failed", ja4=parse_client_hello(hello).ja4())
+    h.settle()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "ja4"),
+    [
+        # supported_groups with a wrong (odd) inner length: the reader gives
+        # up, OpenSSL refuses it as before.
+        (lambda hello: odd_groups(hello), None),
+        # A handshake message that says it is 100 KB: over the reader's cap.
+        (lambda hello: hello[:6] + (100_000).to_bytes(3, "big") + hello[9:], None),
+        # A hello that says it is 60 kB, in one-byte records: 70 kB of them
+        # (more than the reader looks at), then silence.
+        (
+            lambda hello: in_records(b"\x16\x03\x01\xff\xff\x01\x00\xea\x60" + bytes(70_000), 1)[
+                : 70 * 1024
+            ],
+            None,
+        ),
+    ],
+    ids=["malformed-extension", "declares-100-kB", "70-kB-of-records"],
+)
+def test_bad_client_hellos(hostile: Make, mangle: Callable[[bytes], bytes], ja4: None) -> None:
+    h = hostile()
+    with h.raw() as s:
+        with contextlib.suppress(OSError):
+            s.sendall(mangle(client_hello()))
+        read_to_close(s)  # OpenSSL's alert, or the handshake timeout (1 s)
+    h.connection(outcome="handshake-failed", reason=".+", ja4=ja4)
+    h.settle()

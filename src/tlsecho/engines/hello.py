@@ -58,6 +58,8 @@ class HelloPeek:
         self._fed = n
         if self.result is not None:
             return self._done(None)
+        if n == MAX_CLIENT_HELLO:  # tiny records (5 bytes of header each) fill it first
+            return self._done(f"no ClientHello in the first {n} bytes")
         # Wake us when more than what is here has come (not for these bytes).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n + 1)
         self._lowat = True
