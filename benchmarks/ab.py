@@ -2,13 +2,16 @@
 """tlsecho's server against an earlier version of itself, side by side.
 
     python benchmarks/ab.py --before REV [--rounds 5] [--duration 3]
+        [--before-args "..."] [--after-args "..."]
 
 Checks out REV into a temporary git worktree and runs both servers from
 source (``PYTHONPATH``), with this checkout's ``tlsecho bench`` as the load:
 each server alone, pinned to core 0, the load on core 1, rows and servers
 interleaved round by round so a noisy moment hurts both alike. Reports the
 median server CPU time (user + system, from /proc) per operation and the
-ratio after/before. For a change that must not cost speed (a refactoring).
+ratio after/before. For a change that must not cost speed (a refactoring);
+with ``--before HEAD`` and server options on one side (``--after-args
+--no-fingerprint``), what one option costs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import tempfile
@@ -43,13 +47,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def serve(src: Path, port: int, pki: Path) -> subprocess.Popen[bytes]:
+def serve(src: Path, port: int, pki: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "OPENSSL_CONF"}
     env["PYTHONPATH"] = str(src)
     cmd = ["taskset", "-c", "0", str(BIN / "python"), "-m", "tlsecho", "serve"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop"]
     cmd += ["--cert", str(pki / "server.crt"), "--key", str(pki / "server.key")]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning"], env=env)
+    proc = subprocess.Popen([*cmd, "--log-level", "warning", *extra], env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # ready once it accepts
         try:
@@ -61,8 +65,10 @@ def serve(src: Path, port: int, pki: Path) -> subprocess.Popen[bytes]:
     raise SystemExit(f"the server from {src} did not start")
 
 
-def measure(src: Path, port: int, pki: Path, args: list[str], duration: float) -> float:
-    proc = serve(src, port, pki)
+def measure(
+    src: Path, port: int, pki: Path, args: list[str], duration: float, extra: list[str]
+) -> float:
+    proc = serve(src, port, pki, extra)
     try:
         before = cpu_seconds(proc.pid)
         cmd = ["taskset", "-c", "1", str(BIN / "tlsecho"), "bench", "--host", "localhost"]
@@ -82,6 +88,8 @@ def main() -> None:
     ap.add_argument("--before", required=True, help="the git revision to compare against")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--before-args", default="", help="options for the before server")
+    ap.add_argument("--after-args", default="", help="options for the after server")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tlsecho-ab-") as tmp:
         old = Path(tmp) / "before"
@@ -92,19 +100,22 @@ def main() -> None:
             subprocess.run([str(BIN / "tlsecho"), "cert", "--ca", "--out", str(pki)],
                            check=True, capture_output=True)  # fmt: skip
             trees = {"before": old / "src", "after": ROOT / "src"}
+            extra = {"before": shlex.split(args.before_args), "after": shlex.split(args.after_args)}
             cost: dict[tuple[str, str], list[float]] = {}
             port = 19400
             for rnd in range(args.rounds):
                 for row, row_args in ROWS.items():
                     for name, src in trees.items():
                         port += 1
-                        us = measure(src, port, pki, row_args, args.duration)
+                        us = measure(src, port, pki, row_args, args.duration, extra[name])
                         cost.setdefault((row, name), []).append(us)
                         print(f"round {rnd + 1} {row:48} {name:6} {us:8.1f} µs/op", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False)  # fmt: skip
-    print(f"\n| row (median of {args.rounds}) | before ({args.before}) | after | after / before |")
+    before = " ".join([args.before, args.before_args]).strip()
+    after = " ".join(["after", args.after_args]).strip()
+    print(f"\n| row (median of {args.rounds}) | before ({before}) | {after} | after / before |")
     print("|---|---|---|---|")
     for row in ROWS:
         b, a = (statistics.median(cost[(row, n)]) for n in ("before", "after"))
