@@ -42,6 +42,9 @@ ROWS = {
 }
 
 
+LOG_LEVEL = ["warning"]
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -53,7 +56,11 @@ def serve(src: Path, port: int, pki: Path, extra: list[str]) -> subprocess.Popen
     cmd = ["taskset", "-c", "0", str(BIN / "python"), "-m", "tlsecho", "serve"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop"]
     cmd += ["--cert", str(pki / "server.crt"), "--key", str(pki / "server.key")]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning", *extra], env=env)
+    # Logs go nowhere: at --log-level info (the default) the server still
+    # formats and writes every connection's line, as it does in real use.
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", LOG_LEVEL[0], *extra], env=env, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # ready once it accepts
         try:
@@ -88,9 +95,15 @@ def main() -> None:
     ap.add_argument("--before", required=True, help="the git revision to compare against")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument(
+        "--log-level",
+        default="warning",
+        help="the servers' log level (info: a line per connection, as by default)",
+    )
     ap.add_argument("--before-args", default="", help="options for the before server")
     ap.add_argument("--after-args", default="", help="options for the after server")
     args = ap.parse_args()
+    LOG_LEVEL[0] = args.log_level
     with tempfile.TemporaryDirectory(prefix="tlsecho-ab-") as tmp:
         old = Path(tmp) / "before"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old),

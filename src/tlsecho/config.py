@@ -206,9 +206,10 @@ class ServerConfig:
     """Certificates chosen by the client's server name."""
     proxy_protocol: ProxyMode = "off"
     """Read an HAProxy PROXY header (v1, v2 or either) before the TLS handshake."""
-    fingerprint: bool = True
+    fingerprint: bool = False
     """Read each ClientHello before OpenSSL does: JA4 in the log line, what
-    the client offered (and JA3) in the JSON log."""
+    the client offered (and JA3) in the JSON log. Off by default: it costs
+    5-9 % of a new connection's server time (BENCHMARKS.md)."""
     reload_interval: float | None = None
     """Poll the certificate files this often (seconds) and reload on change."""
     handshake_timeout: float = 10.0

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from tlsecho.clienthello import ClientHello
+from tlsecho.clienthello import RawClientHello
 from tlsecho.config import ServerConfig
 from tlsecho.deadlines import Limits
 from tlsecho.errors import failure_reason
@@ -90,9 +90,6 @@ class ConnectionRecord:
     cipher: str | None
     sni: str | None
     alpn: str | None
-    ja4: str | None
-    """The ClientHello's JA4 (None when there was no whole ClientHello, or
-    with ``--no-fingerprint``)."""
     client_cert: str | None
     """The client certificate's subject, when one was presented."""
     bytes_in: int
@@ -109,8 +106,14 @@ class ConnectionRecord:
     """The worker process that served it (``--workers``; None without)."""
     endpoint: str | None = None
     """The named listener that accepted it (``tlsecho badssl``; None without)."""
-    hello: ClientHello | None = field(default=None, repr=False, compare=False)
+    hello: RawClientHello | None = field(default=None, repr=False, compare=False)
     """The ClientHello (not a JSON key itself: the JSON log expands it)."""
+
+    @property
+    def ja4(self) -> str | None:
+        """The ClientHello's JA4 (None without a well-formed ClientHello, or
+        with ``--no-fingerprint``)."""
+        return self.hello.ja4() if self.hello is not None else None
 
     @classmethod
     def build(
@@ -128,7 +131,7 @@ class ConnectionRecord:
         ragged: bool,
         worker: int | None = None,
         endpoint: str | None = None,
-        hello: ClientHello | None = None,
+        hello: RawClientHello | None = None,
     ) -> ConnectionRecord:
         """The record of a connection that has just closed.
 
@@ -158,7 +161,6 @@ class ConnectionRecord:
             cipher=None if cipher == "-" else cipher,
             sni=None if sni == "-" else sni,
             alpn=None if alpn == "-" else alpn,
-            ja4=hello.ja4() if hello is not None else None,
             client_cert=client_cert,
             bytes_in=framing.bytes_in,
             bytes_out=written,
@@ -177,6 +179,8 @@ class ConnectionRecord:
         out: dict[str, Any] = {"event": "connection"}
         for name in _FIELD_NAMES:
             out[name] = getattr(self, name)
+            if name == "alpn":
+                out["ja4"] = self.ja4
         out["outcome"] = str(self.outcome)
         return out
 

@@ -79,7 +79,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             obj.update(fields)
-            hello = getattr(record, "hello", None)
+            raw = getattr(record, "hello", None)
+            hello = raw.parsed() if raw is not None else None
             if hello is not None:
                 obj.update(hello.log_fields())
         else:

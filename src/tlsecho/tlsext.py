@@ -7,39 +7,42 @@ decoder. :mod:`tlsecho.clienthello` applies them.
 
 from __future__ import annotations
 
+import enum
 import struct
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DECODERS", "ClientHelloError", "u16_list", "vector"]
+__all__ = ["DECODERS", "ClientHelloError", "Ext", "u16_list", "vector"]
 
 
 class ClientHelloError(ValueError):
     """The bytes are not a well-formed TLS ClientHello (the peer's fault)."""
 
 
-# Extension types (IANA) decoded here or looked for.
-EXT_SERVER_NAME = 0x0000
-EXT_STATUS_REQUEST = 0x0005
-EXT_SUPPORTED_GROUPS = 0x000A
-EXT_EC_POINT_FORMATS = 0x000B
-EXT_SIGNATURE_ALGORITHMS = 0x000D
-EXT_ALPN = 0x0010
-EXT_SCT = 0x0012
-EXT_PADDING = 0x0015
-EXT_EXTENDED_MASTER_SECRET = 0x0017
-EXT_COMPRESS_CERTIFICATE = 0x001B
-EXT_RECORD_SIZE_LIMIT = 0x001C
-EXT_SESSION_TICKET = 0x0023
-EXT_PRE_SHARED_KEY = 0x0029
-EXT_EARLY_DATA = 0x002A
-EXT_SUPPORTED_VERSIONS = 0x002B
-EXT_PSK_KEY_EXCHANGE_MODES = 0x002D
-EXT_POST_HANDSHAKE_AUTH = 0x0031
-EXT_SIGNATURE_ALGORITHMS_CERT = 0x0032
-EXT_KEY_SHARE = 0x0033
-EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
-EXT_RENEGOTIATION_INFO = 0xFF01
+class Ext(enum.IntEnum):
+    """Extension types (IANA) decoded here or looked for."""
+
+    SERVER_NAME = 0x0000
+    STATUS_REQUEST = 0x0005
+    SUPPORTED_GROUPS = 0x000A
+    EC_POINT_FORMATS = 0x000B
+    SIGNATURE_ALGORITHMS = 0x000D
+    ALPN = 0x0010
+    SCT = 0x0012
+    PADDING = 0x0015
+    EXTENDED_MASTER_SECRET = 0x0017
+    COMPRESS_CERTIFICATE = 0x001B
+    RECORD_SIZE_LIMIT = 0x001C
+    SESSION_TICKET = 0x0023
+    PRE_SHARED_KEY = 0x0029
+    EARLY_DATA = 0x002A
+    SUPPORTED_VERSIONS = 0x002B
+    PSK_KEY_EXCHANGE_MODES = 0x002D
+    POST_HANDSHAKE_AUTH = 0x0031
+    SIGNATURE_ALGORITHMS_CERT = 0x0032
+    KEY_SHARE = 0x0033
+    ENCRYPTED_CLIENT_HELLO = 0xFE0D
+    RENEGOTIATION_INFO = 0xFF01
 
 
 def vector(data: bytes, pos: int, length_bytes: int, what: str) -> tuple[bytes, int]:
@@ -137,25 +140,25 @@ def _present(data: bytes) -> bool:
 
 
 DECODERS: dict[int, Callable[[bytes], Any]] = {
-    EXT_SERVER_NAME: _server_name,
-    EXT_STATUS_REQUEST: _status_request,
-    EXT_SUPPORTED_GROUPS: _u16s(2, "supported_groups"),
-    EXT_EC_POINT_FORMATS: _u8s("ec_point_formats"),
-    EXT_SIGNATURE_ALGORITHMS: _u16s(2, "signature_algorithms"),
-    EXT_ALPN: _alpn,
-    EXT_SCT: _present,
-    EXT_PADDING: len,
-    EXT_EXTENDED_MASTER_SECRET: _present,
-    EXT_COMPRESS_CERTIFICATE: _u16s(1, "compress_certificate"),
-    EXT_RECORD_SIZE_LIMIT: _u16("record_size_limit"),
-    EXT_SESSION_TICKET: len,
-    EXT_PRE_SHARED_KEY: _present,
-    EXT_EARLY_DATA: _present,
-    EXT_SUPPORTED_VERSIONS: _u16s(1, "supported_versions"),
-    EXT_PSK_KEY_EXCHANGE_MODES: _u8s("psk_key_exchange_modes"),
-    EXT_POST_HANDSHAKE_AUTH: _present,
-    EXT_SIGNATURE_ALGORITHMS_CERT: _u16s(2, "signature_algorithms_cert"),
-    EXT_KEY_SHARE: _key_share,
-    EXT_ENCRYPTED_CLIENT_HELLO: _present,
-    EXT_RENEGOTIATION_INFO: _u8s("renegotiation_info"),
+    Ext.SERVER_NAME: _server_name,
+    Ext.STATUS_REQUEST: _status_request,
+    Ext.SUPPORTED_GROUPS: _u16s(2, "supported_groups"),
+    Ext.EC_POINT_FORMATS: _u8s("ec_point_formats"),
+    Ext.SIGNATURE_ALGORITHMS: _u16s(2, "signature_algorithms"),
+    Ext.ALPN: _alpn,
+    Ext.SCT: _present,
+    Ext.PADDING: len,
+    Ext.EXTENDED_MASTER_SECRET: _present,
+    Ext.COMPRESS_CERTIFICATE: _u16s(1, "compress_certificate"),
+    Ext.RECORD_SIZE_LIMIT: _u16("record_size_limit"),
+    Ext.SESSION_TICKET: len,
+    Ext.PRE_SHARED_KEY: _present,
+    Ext.EARLY_DATA: _present,
+    Ext.SUPPORTED_VERSIONS: _u16s(1, "supported_versions"),
+    Ext.PSK_KEY_EXCHANGE_MODES: _u8s("psk_key_exchange_modes"),
+    Ext.POST_HANDSHAKE_AUTH: _present,
+    Ext.SIGNATURE_ALGORITHMS_CERT: _u16s(2, "signature_algorithms_cert"),
+    Ext.KEY_SHARE: _key_share,
+    Ext.ENCRYPTED_CLIENT_HELLO: _present,
+    Ext.RENEGOTIATION_INFO: _u8s("renegotiation_info"),
 }

@@ -29,6 +29,9 @@ def hostile(ca_pki: Pki) -> Iterator[Callable[..., Harness]]:
             *FAST,
             "--log-format",
             "json",
+            # The ClientHello reader on: the path with the most states (the
+            # integration suites run the default, without it).
+            "--fingerprint",
             *args,
             prefix=prefix,
         )

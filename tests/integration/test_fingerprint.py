@@ -29,7 +29,8 @@ PEERS = Path(__file__).parent.parent / "peers"
 def jserver(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     """``tlsecho serve --log-format json`` with the test pair, on each loop."""
     srv = start_server(
-        "--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "--log-format", "json"
+        *("--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name),
+        *("--log-format", "json", "--fingerprint"),
     )
     yield srv
     stop_cleanly(srv)
@@ -177,10 +178,8 @@ def test_a_client_hello_in_pieces(jserver: ServerProcess, pki: CertPair) -> None
     assert rec["bytes_in"] == 7 and rec["bytes_out"] == 6
 
 
-def test_no_fingerprint(pki: CertPair) -> None:
-    srv = start_server(
-        "--cert", str(pki.cert), "--key", str(pki.key), "--log-format", "json", "--no-fingerprint"
-    )
+def test_no_fingerprint_by_default(pki: CertPair) -> None:
+    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--log-format", "json")
     try:
         assert s_client(srv.port).stdout == b"hi"
         (rec,) = srv.wait_for_record(outcome="terminated")
@@ -194,7 +193,9 @@ def test_ja3_agrees_with_wireshark_on_live_handshakes(pki: CertPair, tmp_path: P
     """tshark captures the same handshakes on lo and computes its own JA3
     (and JA4 where this Wireshark has it: 4.2 and later)."""
     assert shutil.which("tshark"), "tshark is installed by `make tools`"
-    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--log-format", "json")
+    srv = start_server(
+        *("--cert", str(pki.cert), "--key", str(pki.key), "--log-format", "json", "--fingerprint")
+    )
     fields = ["-e", "tcp.srcport", "-e", "tls.handshake.ja3", "-e", "tls.handshake.ja3_full"]
     has_ja4 = (
         "tls.handshake.ja4"

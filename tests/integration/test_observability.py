@@ -25,6 +25,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "line",
         "--max-line",
         "100",
+        "--fingerprint",
     )
     try:
         line = srv.wait_for(r"metrics on http://")[0]

@@ -112,6 +112,7 @@ def test_the_rarer_extensions() -> None:
     assert ch.server_name is None and ch.alpn == ()
     # No supported_versions, SNI, ALPN or signature_algorithms: t12, i, 00, no "_sigs".
     assert ch.ja4_r() == "t12i010800_1301_000a,001c,0029,002a,0031,0032,0033,fe0d"
+    assert ch.malformed == ()
 
 
 @pytest.mark.parametrize(
@@ -144,8 +145,17 @@ def test_iana_names(table: Mapping[int, str], value: int, expected: str) -> None
     ],
 )
 def test_malformed_extensions(ext: tuple[int, bytes], match: str) -> None:
+    # The framing is sound, the body not: the extension is listed, reads as
+    # absent and is named in ``malformed`` (as Wireshark's "[Malformed]").
+    from tlsecho.tlsext import DECODERS
+
+    ch = parse_client_hello(hello(ext))
+    assert ch.extension_types == (ext[0],)
+    assert ch.malformed == (ext[0],)
+    assert ch.report()["malformed_extensions"] == [name(EXTENSIONS, ext[0])]
     with pytest.raises(ClientHelloError, match=match):
-        parse_client_hello(hello(ext))
+        DECODERS[ext[0]](ext[1])
+    assert ch.ja4() and ch.ja3_hash()
 
 
 def test_ja3n_sorts_the_extensions() -> None:
@@ -233,7 +243,7 @@ def test_the_buffer_is_capped() -> None:
     [(b"h2", "h2"), (b"http/1.1", "h1"), (b"\xab\xcd", "ad"), (b"x\x00", "70")],
 )
 def test_alpn_code(alpn: bytes, code: str) -> None:
-    from tlsecho.clienthello import _alpn_code
+    from tlsecho.fingerprints import alpn_code as _alpn_code
 
     # Non-alphanumeric ends: the first and last hex characters (the JA4 text).
     assert _alpn_code((alpn,)) == code

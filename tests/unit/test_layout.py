@@ -83,6 +83,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.clienthello",
         "tlsecho.tlsnames",
         "tlsecho.tlsext",
+        "tlsecho.fingerprints",
     ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
@@ -96,6 +97,7 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
         "tlsecho.errors",
         "tlsecho.tlsnames",
         "tlsecho.tlsext",
+        "tlsecho.fingerprints",
     }
 
 

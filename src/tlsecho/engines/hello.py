@@ -17,7 +17,12 @@ from __future__ import annotations
 import contextlib
 import socket
 
-from tlsecho.clienthello import MAX_CLIENT_HELLO, ClientHello, ClientHelloError, ClientHelloParser
+from tlsecho.clienthello import (
+    MAX_CLIENT_HELLO,
+    ClientHelloError,
+    ClientHelloParser,
+    RawClientHello,
+)
 
 __all__ = ["HelloPeek"]
 
@@ -35,8 +40,9 @@ class HelloPeek:
         self._parser = ClientHelloParser()
         self._fed = 0
         self._lowat = False
-        self.result: ClientHello | None = None
-        """The ClientHello, when one was read whole."""
+        self.result: RawClientHello | None = None
+        """The ClientHello, when one was read whole (parsed when something
+        reads it: a quiet server does not pay for the parsing)."""
         self.error: str | None = None
         """Why there is none: not a ClientHello, malformed, or cut short."""
 
@@ -52,7 +58,7 @@ class HelloPeek:
         if n <= self._fed:  # EOF (or nothing new): OpenSSL will say what it thinks
             return self._done("no ClientHello: the client closed")
         try:
-            self.result = self._parser.feed(bytes(_VIEW[self._fed : n]))
+            self.result = self._parser.feed_raw(bytes(_VIEW[self._fed : n]))
         except ClientHelloError as exc:
             return self._done(str(exc))
         self._fed = n
