@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from tlsecho.client_errors import alert_message, map_connect_error, map_handshake_error
 from tlsecho.config import DEFAULT_PARTS, ClientConfig
@@ -38,6 +40,8 @@ __all__ = ["EchoClient", "EchoResult", "send"]
 log = get_logger("client")
 _TAG = {"tag": "echo_client"}
 _READ_SIZE = 65536
+# A hello answer is a few KiB; anything past this is not one.
+_MAX_ANSWER = 1 << 20
 
 #: The message, in parts: bytes, or str (sent as UTF-8).
 Parts = Iterable[bytes | str] | AsyncIterable[bytes | str]
@@ -162,6 +166,8 @@ class EchoClient:
             PeerError: the connection failed or ``config.timeout`` passed.
         """
         cfg = self.config
+        if cfg.mode == "hello":
+            raise ConfigError(f"{setting('mode')} hello has no echo: use hello()")
         step = ["connecting"]
         try:
             async with asyncio.timeout(cfg.timeout):
@@ -172,6 +178,45 @@ class EchoClient:
                 # The classic cause: the server frames differently (nul/line).
                 hint = f"; does the server use {setting('mode')} {cfg.mode}?"
             raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}{hint}") from None
+
+    async def hello(self) -> dict[str, Any]:
+        """Ask a ``--mode hello`` server what this client offered: connect,
+        send nothing, read its JSON answer until close_notify.
+
+        Raises:
+            ConnectError, TlsHandshakeError: connecting failed.
+            PeerError: no answer, one that is not JSON, or a timeout.
+        """
+        cfg = self.config
+        step = ["connecting"]
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                reader, writer = await self._open(self._ctx or client_context(cfg), step)
+                step[0] = "waiting for the answer"
+                try:
+                    data = b""
+                    while chunk := await reader.read(_READ_SIZE):
+                        data += chunk
+                        if len(data) > _MAX_ANSWER:
+                            raise PeerError(f"the answer is over {_MAX_ANSWER} bytes")
+                except (ssl.SSLError, ConnectionError) as exc:
+                    raise PeerError(f"connection lost reading the answer: {exc}") from None
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        await writer.wait_closed()
+        except TimeoutError:
+            raise PeerError(f"timed out after {cfg.timeout:g} s {step[0]}") from None
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise PeerError(
+                f"the answer is not JSON ({len(data)} bytes): "
+                f"is the server in {setting('mode')} hello?"
+            ) from None
+        if not isinstance(answer, dict):
+            raise PeerError("the answer is not a JSON object")
+        return answer
 
     async def _open(
         self, ctx: ssl.SSLContext, step: list[str]

@@ -54,6 +54,8 @@ class Outcome(enum.StrEnum):
 
     TERMINATED = "terminated"
     """The client ended its message with a NUL (mode ``nul``)."""
+    ANSWERED = "answered"
+    """The server sent its answer and closed (mode ``hello``)."""
     EOF = "eof"
     """The client closed (close_notify, or TCP close noted in ``reason``)."""
     FRAMING_ERROR = "framing-error"

@@ -5,7 +5,7 @@ back what it returns. ``b""`` means the peer ended the stream, as in h11.
 After each call, ``finished`` says whether the session is over (flush what
 was returned, then close). This module imports nothing from the package.
 
-Three framings:
+Four framings:
 
 - ``nul`` (:class:`NulFraming`): the original example's protocol, one message
   ended by a NUL byte.
@@ -13,6 +13,8 @@ Three framings:
   whole.
 - ``raw`` (:class:`RawFraming`): RFC 862 echo, every byte back until the peer
   closes.
+- ``hello`` (:class:`HelloFraming`): no echo; the server answers once (what
+  the client's ClientHello offered) and closes.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Literal, Protocol
 
 __all__ = [
     "DEFAULT_MAX_LINE",
+    "ECHO_MODES",
     "MODES",
     "NUL",
     "Framing",
     "FramingError",
+    "HelloFraming",
     "LineFraming",
     "LineTooLongError",
     "Mode",
@@ -34,8 +38,10 @@ __all__ = [
 ]
 
 NUL = b"\x00"
-Mode = Literal["nul", "line", "raw"]
-MODES: tuple[Mode, ...] = ("nul", "line", "raw")
+Mode = Literal["nul", "line", "raw", "hello"]
+MODES: tuple[Mode, ...] = ("nul", "line", "raw", "hello")
+#: The modes that echo (``hello`` answers instead).
+ECHO_MODES: tuple[Mode, ...] = ("nul", "line", "raw")
 DEFAULT_MAX_LINE = 64 * 1024
 
 
@@ -222,6 +228,28 @@ class LineFraming(_Counters):
         return out
 
 
+class HelloFraming(_Counters):
+    """Mode ``hello``: nothing is echoed; the server sends one answer
+    (:meth:`answer`) and the session is over. What the client sends is
+    counted and discarded."""
+
+    __slots__ = ()
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Count ``data`` as discarded; ``b""`` (end of stream) finishes."""
+        self.bytes_in += len(data)
+        self.discarded += len(data)
+        if not data:
+            self.finished = True
+        return b""
+
+    def answer(self, document: bytes) -> bytes:
+        """The answer to send; the session is over after it."""
+        self.bytes_out += len(document)
+        self.finished = True
+        return document
+
+
 def make_framing(mode: Mode, *, max_line: int = DEFAULT_MAX_LINE) -> Framing:
     """A new framing object for ``mode``."""
     if mode == "nul":
@@ -230,4 +258,6 @@ def make_framing(mode: Mode, *, max_line: int = DEFAULT_MAX_LINE) -> Framing:
         return LineFraming(max_line)
     if mode == "raw":
         return RawFraming()
+    if mode == "hello":
+        return HelloFraming()
     raise ValueError(f"unknown mode {mode!r}")

@@ -219,3 +219,14 @@ def test_make_framing() -> None:
     assert lf.max_line == 5
     with pytest.raises(ValueError, match="unknown mode"):
         make_framing("bogus")  # type: ignore[arg-type]
+
+
+def test_hello_framing_answers_once_and_echoes_nothing() -> None:
+    from tlsecho.framing import HelloFraming, make_framing
+
+    f = make_framing("hello")
+    assert isinstance(f, HelloFraming)
+    assert f.receive_data(b"anything\x00") == b"" and not f.finished
+    assert f.answer(b'{"a": 1}\n') == b'{"a": 1}\n' and f.finished
+    assert (f.bytes_in, f.bytes_out, f.discarded) == (9, 9, 9)
+    assert f.receive_data(b"") == b"" and not f.terminated

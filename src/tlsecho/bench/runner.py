@@ -22,6 +22,7 @@ from tlsecho.bench.histogram import Histogram
 from tlsecho.bench.scenarios import make_slot
 from tlsecho.config import ClientConfig
 from tlsecho.errors import ConfigError, TlsEchoError, setting
+from tlsecho.framing import ECHO_MODES
 from tlsecho.tls import client_context
 
 __all__ = ["BenchConfig", "BenchResult", "run_bench"]
@@ -65,6 +66,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.scenario not in ("pingpong", "stream", "connect"):
             raise ConfigError(f"unknown scenario {self.scenario!r}")
+        if self.client.mode not in ECHO_MODES:
+            raise ConfigError(f"{setting('mode')} {self.client.mode}: bench measures an echo")
         if self.connections < 1 or self.processes < 1:
             raise ConfigError(
                 f"{setting('connections')} and {setting('processes')} must be at least 1"

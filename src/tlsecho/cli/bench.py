@@ -120,7 +120,7 @@ def add_parser(sub: Any) -> None:
         help="seconds without progress: an error (%(default)g)",
         metavar="SECONDS",
     )
-    add_mode(be)
+    add_mode(be, hello=False)
     add_client_tls(be)
     be.add_argument("--insecure", action="store_true", help="do not verify the server")
     be.add_argument(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tlsecho.config import ClientConfig
-from tlsecho.framing import MODES
+from tlsecho.framing import ECHO_MODES, MODES
 
 __all__ = [
     "add_client_tls",
@@ -170,13 +170,20 @@ def seconds_or_off(text: str) -> float | None:
     return None if value == 0 else value
 
 
-def add_mode(p: Container) -> None:
+def add_mode(p: Container, *, hello: bool = True) -> None:
+    """``--mode``; ``hello`` where the command speaks it (not ``bench``)."""
     p.add_argument(
         "--mode",
-        choices=list(MODES),
+        choices=list(MODES if hello else ECHO_MODES),
         default=default(ClientConfig, "mode"),
         help="framing: nul (the original: a message ended by a NUL byte; default), "
-        "line (each line echoed whole) or raw (every byte, until the peer closes)",
+        "line (each line echoed whole) or raw (every byte, until the peer closes)"
+        + (
+            "; hello: no echo, the server answers with what the client's ClientHello "
+            "offered, as JSON"
+            if hello
+            else ""
+        ),
     )
 
 

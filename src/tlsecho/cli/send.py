@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -39,6 +40,7 @@ def add_parser(sub: Any) -> None:
         [
             "tlsecho send --cafile pki/ca.crt 'hello, ' 'world'",
             "tlsecho send --host example.test --port 443 --mode raw - < file",
+            "tlsecho send --mode hello --port 8443   # what did this client offer?",
         ],
     )
     d.add_argument(
@@ -65,9 +67,64 @@ def add_parser(sub: Any) -> None:
         help="seconds for the whole exchange (default: %(default)g)",
         metavar="SECONDS",
     )
+    d.add_argument(
+        "--json",
+        action="store_true",
+        help="with --mode hello: print the server's answer as it came, JSON",
+    )
     # A client: the stdlib loop by default (a uvloop client lost a record once, BENCHMARKS.md).
     add_loop(d, "asyncio")
     add_logging(d)
+
+
+def _join(values: object, empty: str = "none") -> str:
+    return ", ".join(map(str, values)) if isinstance(values, list) and values else empty
+
+
+def print_answer(answer: dict[str, Any]) -> None:
+    """A ``--mode hello`` answer as two tables: negotiated, then offered."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    got = answer.get("negotiated") or {}
+    cert = got.get("client_certificate")
+    table = Table(title=f"negotiated with {answer.get('peer', '?')}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in (
+        ("TLS version", got.get("tls_version")),
+        ("cipher", got.get("cipher")),
+        ("ALPN", got.get("alpn") or "none"),
+        ("SNI", got.get("sni") or "none"),
+        ("resumed", "yes" if got.get("resumed") else "no"),
+        ("client certificate", cert["subject"] if cert else "none"),
+    ):
+        table.add_row(k, str(v))
+    console.print(table)
+    hello = answer.get("client_hello")
+    if not hello:
+        console.print(f"no ClientHello: {answer.get('client_hello_error', 'not read')}")
+        return
+    offered = Table(title="what this client offered (ClientHello)", show_header=False)
+    offered.add_column(style="bold")
+    offered.add_column(overflow="fold")  # long lists and fingerprints fold, never cut
+    exts = [e["name"] for e in hello.get("extensions", [])]
+    for k, v in (
+        ("versions", _join(hello.get("supported_versions"), hello.get("legacy_version", "?"))),
+        ("cipher suites", _join(hello.get("cipher_suites"))),
+        ("groups", _join(hello.get("supported_groups"))),
+        ("key shares", _join(hello.get("key_share_groups"))),
+        ("signature algorithms", _join(hello.get("signature_algorithms"))),
+        ("ALPN", _join(hello.get("alpn"))),
+        ("SNI", hello.get("server_name") or "none"),
+        ("extensions (in order)", _join(exts)),
+        ("JA3", f"{hello.get('ja3_hash')} ({hello.get('ja3')})"),
+        ("JA4", hello.get("ja4")),
+        ("JA4_r", hello.get("ja4_r")),
+    ):
+        offered.add_row(k, str(v))
+    console.print(offered)
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:
@@ -91,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     client = EchoClient(config)
+    if config.mode == "hello":
+        answer = run_on_loop(args.loop, client.hello())
+        if args.json:
+            print(json.dumps(answer, indent=2, ensure_ascii=False))
+        else:
+            print_answer(answer)
+        return 0
     if from_stdin:
         out = sys.stdout.buffer
 

@@ -21,14 +21,15 @@ import ssl
 import sys
 from typing import Any
 
+from tlsecho.answer import hello_document
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
-from tlsecho.engines.hello import HelloPeek
-from tlsecho.framing import Framing, make_framing
+from tlsecho.engines.pretls import HelloPeek, ProxyPeek
+from tlsecho.framing import Framing, HelloFraming, make_framing
 from tlsecho.identity import log_client_certificate
 from tlsecho.logs import connection_message, get_logger
 from tlsecho.net import Address, format_address
-from tlsecho.proxy_protocol import ProxyHeader, ProxyParser, ProxyProtocolError
+from tlsecho.proxy_protocol import ProxyHeader, ProxyProtocolError
 from tlsecho.tls import server_name_of
 
 __all__ = ["TlsConnection"]
@@ -42,8 +43,6 @@ _READS_PER_WAKEUP = 16
 # Echo bytes queued for a peer that is not reading, before we stop reading it.
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
-# PROXY headers are peeked (the ClientHello stays for OpenSSL) in steps this big.
-_PROXY_PEEK = 4096
 
 
 class TlsConnection:
@@ -93,8 +92,8 @@ class TlsConnection:
         self._io: Any = None
         self._fd = sock.fileno()
         self._framing: Framing = make_framing(cfg.mode, max_line=cfg.max_line)
-        self._proxy = ProxyParser(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
-        self._hello = HelloPeek() if cfg.fingerprint else None
+        self._proxy = ProxyPeek(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
+        self._hello = HelloPeek() if cfg.fingerprint or cfg.mode == "hello" else None
         first = State.HELLO if self._hello else State.HANDSHAKE
         self._state = State.PROXY if self._proxy else first
         self._outcome: Outcome | None = None
@@ -189,25 +188,10 @@ class TlsConnection:
     def _read_proxy_header(self) -> None:
         assert self._proxy is not None
         try:
-            data = self._raw.recv(_PROXY_PEEK, socket.MSG_PEEK)
-        except BlockingIOError:
-            return
-        except OSError as exc:
+            header = self._proxy.read(self._raw)
+        except (OSError, ProxyProtocolError) as exc:
             self._fail(Outcome.PROXY_ERROR, exc)
             return
-        if not data:
-            cut = ConnectionResetError("closed before the end of the PROXY header")
-            self._fail(Outcome.PROXY_ERROR, cut)
-            return
-        try:
-            used = self._proxy.feed(data)
-        except ProxyProtocolError as exc:
-            self._fail(Outcome.PROXY_ERROR, exc)
-            return
-        # Take exactly the header's bytes off the socket; what follows (the
-        # ClientHello) stays there for OpenSSL. Incomplete: all of it is header.
-        self._raw.recv(used)
-        header = self._proxy.header
         if header is not None:
             self._apply_proxy_header(header)
             self._begin_tls()
@@ -303,8 +287,21 @@ class TlsConnection:
             self._begin_close()
         elif self._server.hard_closing:
             self.close()
+        elif isinstance(self._framing, HelloFraming):
+            self._answer(sock)
         else:
             self._read()
+
+    def _answer(self, sock: ssl.SSLSocket) -> None:
+        """Mode hello: what the client offered and got, then close_notify."""
+        hello, framing = self._hello, self._framing
+        assert isinstance(framing, HelloFraming) and hello is not None
+        self._write(
+            framing.answer(hello_document(hello.result, hello.error, sock, self._record(None)))
+        )
+        if self._state is State.OPEN:
+            self._outcome = Outcome.ANSWERED
+            self._begin_close()
 
     # -- echo -----------------------------------------------------------------
     def _read(self) -> None:

@@ -1,6 +1,8 @@
-"""The client's ClientHello, read off the socket before OpenSSL reads it.
+"""What a server reads off the socket before OpenSSL does: a PROXY header
+(:class:`ProxyPeek`), then the client's ClientHello (:class:`HelloPeek`).
 
-:class:`HelloPeek` looks at the bytes waiting in the socket with ``MSG_PEEK``
+Both peek (``MSG_PEEK``): the bytes they do not own stay in the socket for
+what comes next. :class:`HelloPeek` looks at the bytes waiting in the socket with ``MSG_PEEK``
 (nothing is taken: OpenSSL reads the same bytes next) and feeds the new ones
 to the sans-IO :class:`~tlsecho.clienthello.ClientHelloParser`. While the
 ClientHello is incomplete (a post-quantum one spans two TCP segments on a
@@ -23,8 +25,12 @@ from tlsecho.clienthello import (
     ClientHelloParser,
     RawClientHello,
 )
+from tlsecho.proxy_protocol import Accept, ProxyHeader, ProxyParser
 
-__all__ = ["HelloPeek"]
+__all__ = ["HelloPeek", "ProxyPeek"]
+
+# PROXY headers are peeked (the ClientHello stays for OpenSSL) in steps this big.
+_PROXY_PEEK = 4096
 
 # One buffer for every peek in this process (one event loop, one thread).
 _SCRATCH = bytearray(MAX_CLIENT_HELLO)
@@ -82,3 +88,31 @@ class HelloPeek:
             # Already closed by the peer: the handshake will say so.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
+class ProxyPeek:
+    """One connection's PROXY header: exactly its bytes are taken off the
+    socket, the ClientHello after it stays for OpenSSL."""
+
+    __slots__ = ("_parser",)
+
+    def __init__(self, accept: Accept) -> None:
+        self._parser = ProxyParser(accept)
+
+    def read(self, sock: socket.socket) -> ProxyHeader | None:
+        """The header once it is whole, else None (wait for more).
+
+        Raises:
+            ProxyProtocolError: malformed, or not the version accepted.
+            OSError: the socket failed, or closed before the header's end.
+        """
+        try:
+            data = sock.recv(_PROXY_PEEK, socket.MSG_PEEK)
+        except BlockingIOError:
+            return None
+        if not data:
+            raise ConnectionResetError("closed before the end of the PROXY header")
+        used = self._parser.feed(data)
+        # Incomplete: all of it is header; complete: exactly the header's bytes.
+        sock.recv(used)
+        return self._parser.header
