@@ -23,6 +23,10 @@ from tlsecho.connection import ConnectionRecord, Outcome
 
 __all__ = ["Metrics"]
 
+#: JA4 labels kept apart: the first this many distinct values seen get a label
+#: of their own, later ones count as ``other`` (a scanner that sends a
+#: thousand different ClientHellos cannot blow up the series).
+JA4_LABELS = 100
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600)
 _HANDSHAKE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10)
 
@@ -81,6 +85,14 @@ class Metrics:
         self.proxy_errors = Counter(
             "tlsecho_proxy_errors", "Connections dropped for a bad PROXY header", registry=r
         )
+        self.client_hellos = Counter(
+            "tlsecho_client_hellos",
+            f"ClientHellos read (--fingerprint) by JA4; the first {JA4_LABELS} distinct "
+            "values have a label, later ones are 'other'",
+            ["ja4"],
+            registry=r,
+        )
+        self._ja4_seen: set[str] = set()
         self.reloads = Counter(
             "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
         )
@@ -113,6 +125,17 @@ class Metrics:
             self.framing_errors.inc()
         elif outcome is Outcome.PROXY_ERROR:
             self.proxy_errors.inc()
+        if record.hello is not None:
+            self.client_hellos.labels(self._ja4_label(record.ja4)).inc()
+
+    def _ja4_label(self, ja4: str | None) -> str:
+        if ja4 is None:
+            return "malformed"
+        if ja4 not in self._ja4_seen:
+            if len(self._ja4_seen) >= JA4_LABELS:
+                return "other"
+            self._ja4_seen.add(ja4)
+        return ja4
 
     def reload(self, ok: bool) -> None:
         """Record a reload attempt."""

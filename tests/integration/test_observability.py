@@ -49,6 +49,9 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         assert m[("tlsecho_framing_errors_total", ())] == 1
         tls13 = (("cipher", "TLS_AES_256_GCM_SHA384"), ("tls_version", "TLSv1.3"))
         assert m[("tlsecho_handshakes_total", tls13)] == 3
+        # --fingerprint: the three ClientHellos by JA4 (one client, one JA4).
+        hellos = {k: v for k, v in m.items() if k[0] == "tlsecho_client_hellos_total"}
+        assert list(hellos.values()) == [3], hellos
         received = m[("tlsecho_received_bytes_total", ())]
         assert 6 + 12 + 101 <= received <= 6 + 12 + 201  # the long line: cut short
         assert m[("tlsecho_sent_bytes_total", ())] == 6 + 12
