@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import ssl
-from dataclasses import asdict
 from typing import Any
 
 from tlsecho import __version__
-from tlsecho.certs import describe_certificate
 from tlsecho.clienthello import ClientHelloError, RawClientHello
 from tlsecho.connection import ConnectionRecord
+from tlsecho.identity import client_identity
 
 __all__ = ["hello_document"]
 
@@ -58,4 +57,4 @@ def _client_certificate(sock: ssl.SSLSocket) -> dict[str, Any] | None:
     if not der:
         return None
     # Presented means verified: OpenSSL refuses the handshake otherwise.
-    return {**asdict(describe_certificate(der)), "verified": True}
+    return {**client_identity(der).as_dict(), "verified": True}

@@ -98,6 +98,7 @@ def _issue(
     not_before: dt.datetime,
     not_after: dt.datetime,
     hosts: tuple[str, ...] | list[str] = (),
+    uris: tuple[str, ...] = (),
     usage: Literal["server", "client", "ca"] = "server",
 ) -> x509.Certificate:
     """Sign a certificate for ``key`` (self-signed when no issuer is given)."""
@@ -137,8 +138,9 @@ def _issue(
             critical=False,
         )
     )
-    if hosts:
+    if hosts or uris:
         names = [_general_name(h) for h in hosts]
+        names += [x509.UniformResourceIdentifier(u) for u in uris]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if not is_ca:
         eku = (
@@ -357,6 +359,7 @@ def write_pki(
     *,
     hosts: tuple[str, ...] | list[str] = DEFAULT_HOSTS,
     client_name: str = "tlsecho client",
+    client_uris: tuple[str, ...] = (),
     key_type: KeyType = "ecdsa",
     rsa_bits: int = 2048,
     days: int = 365,
@@ -364,7 +367,8 @@ def write_pki(
     force: bool = False,
     now: dt.datetime | None = None,
 ) -> Pki:
-    """Make a CA and, signed by it, a server and a client certificate.
+    """Make a CA and, signed by it, a server and a client certificate (with
+    ``client_uris`` as URI SANs: SPIFFE IDs).
 
     Files: ``ca.crt``/``ca.key``, ``server.crt``/``server.key``,
     ``client.crt``/``client.key``; with ``bad``, also the kinds in
@@ -377,6 +381,9 @@ def write_pki(
     _check(hosts, days)
     if not client_name.strip():
         raise ConfigError(f"{setting('client_name')} must not be empty")
+    for uri in client_uris:
+        if ":" not in uri or any(c.isspace() for c in uri):
+            raise ConfigError(f"{setting('client_uris')}: not a URI: {uri!r}")
     stems = ["ca", "server", "client", *(k.name for k in BAD_KINDS if bad)]
     _prepare(out, [f"{s}.{ext}" for s in stems for ext in ("crt", "key")], force)
     start = _start(now)
@@ -394,6 +401,7 @@ def write_pki(
         issuer: tuple[x509.Name, PrivateKey] | None = (ca_name, ca_key),
         nb: dt.datetime = start,
         na: dt.datetime = end,
+        uris: tuple[str, ...] = (),
     ) -> tuple[bytes, bytes]:
         key = _new_key(key_type, rsa_bits)
         cert = _issue(
@@ -404,13 +412,14 @@ def write_pki(
             not_before=nb,
             not_after=na,
             hosts=names if usage == "server" else (),
+            uris=uris,
             usage=usage,
         )
         return _pem(cert), _key_pem(key)
 
     ca_pair = _save(out, "ca", _pem(ca), _key_pem(ca_key), force)
     server = _save(out, "server", *leaf(hosts[0]), force)
-    client = _save(out, "client", *leaf(client_name, usage="client"), force)
+    client = _save(out, "client", *leaf(client_name, usage="client", uris=client_uris), force)
     bad_pairs: dict[str, CertPair] = {}
     if bad:
         day = dt.timedelta(days=1)

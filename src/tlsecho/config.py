@@ -206,6 +206,18 @@ class ServerConfig:
     """Certificates chosen by the client's server name."""
     proxy_protocol: ProxyMode = "off"
     """Read an HAProxy PROXY header (v1, v2 or either) before the TLS handshake."""
+    allow_cn: tuple[str, ...] = ()
+    """Admit a client certificate with one of these common names (any
+    ``allow_*`` match admits; none given: every verified client)."""
+    allow_ou: tuple[str, ...] = ()
+    """... with one of these organizational units."""
+    allow_dns: tuple[str, ...] = ()
+    """... with one of these DNS SANs."""
+    allow_uri: tuple[str, ...] = ()
+    """... with one of these URI SANs, or a SPIFFE ID in one of these trust
+    domains (``spiffe://example.org``)."""
+    allow_spki_pin: tuple[str, ...] = ()
+    """... whose public key has one of these pins (base64 SHA-256 of the SPKI)."""
     fingerprint: bool = False
     """Read each ClientHello before OpenSSL does: JA4 in the log line, what
     the client offered (and JA3) in the JSON log. Off by default: it costs
@@ -254,12 +266,7 @@ class ServerConfig:
             raise ConfigError(
                 f"{setting('session_tickets')} must be 0..16, not {self.session_tickets}"
             )
-        if self.client_auth not in ("none", "optional", "required"):
-            raise ConfigError(f"{setting('client_auth')} must be none, optional or required")
-        if self.client_auth != "none" and self.client_ca is None:
-            raise ConfigError(
-                f"{setting('client_auth')} {self.client_auth} needs {setting('client_ca')} FILE"
-            )
+        _check_client_auth(self)
         if self.proxy_protocol not in ("off", "v1", "v2", "any"):
             raise ConfigError(f"{setting('proxy_protocol')} must be off, v1, v2 or any")
         if self.reload_interval is not None:
@@ -283,6 +290,23 @@ class ServerConfig:
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         """Where to listen: ``listen``, or ``(host, port)``."""
         return self.listen or ((self.host, self.port),)
+
+
+def _check_client_auth(cfg: ServerConfig) -> None:
+    """--client-auth, --client-ca and the --allow-* options agree."""
+    if cfg.client_auth not in ("none", "optional", "required"):
+        raise ConfigError(f"{setting('client_auth')} must be none, optional or required")
+    if cfg.client_auth != "none" and cfg.client_ca is None:
+        raise ConfigError(
+            f"{setting('client_auth')} {cfg.client_auth} needs {setting('client_ca')} FILE"
+        )
+    allows = ("allow_cn", "allow_ou", "allow_dns", "allow_uri", "allow_spki_pin")
+    given = [name for name in allows if getattr(cfg, name)]
+    if given and cfg.client_auth == "none":
+        raise ConfigError(
+            f"{setting(given[0])} checks client certificates: it needs "
+            f"{setting('client_auth')} required (or optional) and {setting('client_ca')}"
+        )
 
 
 @dataclass(frozen=True)

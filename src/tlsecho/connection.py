@@ -17,6 +17,7 @@ from tlsecho.config import ServerConfig
 from tlsecho.deadlines import Limits
 from tlsecho.errors import failure_reason
 from tlsecho.framing import Framing
+from tlsecho.identity import Policy
 from tlsecho.net import Address, format_address
 from tlsecho.tls import ServerTLS
 
@@ -66,6 +67,8 @@ class Outcome(enum.StrEnum):
     """The TLS handshake failed or timed out."""
     ALPN_REFUSED = "alpn-refused"
     """No ALPN protocol in common, with ``--alpn-required``."""
+    IDENTITY_REFUSED = "identity-refused"
+    """The client certificate matched no ``--allow-*`` (or there was none)."""
     IDLE_TIMEOUT = "idle-timeout"
     """No byte either way for ``--idle-timeout``."""
     SESSION_TIMEOUT = "session-timeout"
@@ -205,5 +208,7 @@ class ConnectionOwner(Protocol):
     def tls(self) -> ServerTLS: ...
     @property
     def limits(self) -> Limits: ...
+    @property
+    def policy(self) -> Policy: ...
     def watch_deadlines(self) -> None: ...
     def connection_lost(self, conn: Any, record: ConnectionRecord) -> None: ...

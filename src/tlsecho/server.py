@@ -23,6 +23,7 @@ from tlsecho.connection import ConnectionRecord
 from tlsecho.deadlines import Limits
 from tlsecho.engines.sslsocket import TlsConnection
 from tlsecho.errors import ListenError, TlsEchoError
+from tlsecho.identity import Policy
 from tlsecho.logs import get_logger
 from tlsecho.net import Address, bind_all, default_max_connections, format_address
 from tlsecho.tls import ServerTLS, build_server_tls
@@ -82,6 +83,13 @@ class EchoServer:
             close=cfg.shutdown_timeout,
             linger=_LINGER,
         )
+        self._policy = Policy(
+            allow_cn=cfg.allow_cn,
+            allow_ou=cfg.allow_ou,
+            allow_dns=cfg.allow_dns,
+            allow_uri=cfg.allow_uri,
+            allow_spki_pin=cfg.allow_spki_pin,
+        )
         self._sweep: asyncio.TimerHandle | None = None
         self.closing = False
         """True once :meth:`aclose` has begun (no more accepting)."""
@@ -122,6 +130,11 @@ class EchoServer:
     def limits(self) -> Limits:
         """The deadlines every connection keeps (from the configuration)."""
         return self._limits
+
+    @property
+    def policy(self) -> Policy:
+        """Which client identities are admitted (the ``--allow-*`` options)."""
+        return self._policy
 
     @property
     def tls(self) -> ServerTLS:

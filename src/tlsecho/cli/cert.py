@@ -72,6 +72,14 @@ def add_parser(sub: Any) -> None:
         metavar="NAME",
     )
     c.add_argument(
+        "--client-uri",
+        action="append",
+        default=[],
+        help="a URI SAN for the client certificate, with --ca (repeatable), e.g. a SPIFFE "
+        "ID: spiffe://example.org/ns/prod/sa/api",
+        metavar="URI",
+    )
+    c.add_argument(
         "--bad",
         action="store_true",
         help="with --ca: also expired, not-yet-valid, wrong-host, self-signed and "
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--bad goes with --ca (the bad certificates are relative to the CA)")
     if args.client_name is not None and not args.ca:
         raise ConfigError("--client-name goes with --ca (only the PKI has a client certificate)")
+    if args.client_uri and not args.ca:
+        raise ConfigError("--client-uri goes with --ca (only the PKI has a client certificate)")
     if args.rsa_bits is not None and args.key_type != "rsa":
         raise ConfigError("--rsa-bits goes with --key-type rsa")
     common: dict[str, Any] = {
@@ -105,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         bad=args.bad,
         client_name=args.client_name or default_arg(write_pki, "client_name"),
+        client_uris=tuple(args.client_uri),
         **common,
     )
     rows = pki.index()

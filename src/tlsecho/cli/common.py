@@ -74,7 +74,11 @@ def default_arg(func: Callable[..., Any], name: str) -> Any:
 
 
 #: Settings whose flag is not ``--`` + the field name with dashes.
-_FLAGS = {"profile": "--tls-profile", "server_hostname": "--servername"}
+_FLAGS = {
+    "profile": "--tls-profile",
+    "server_hostname": "--servername",
+    "client_uris": "--client-uri",
+}
 
 
 def flag_of(field: str) -> str:

@@ -139,6 +139,21 @@ def add_parser(sub: Any) -> None:
         choices=["none", "optional", "required"],
         help="client certificates (default: required with --client-ca, else none)",
     )
+    for flag, what in (
+        ("--allow-cn", "common name"),
+        ("--allow-ou", "organizational unit"),
+        ("--allow-dns", "DNS SAN"),
+        ("--allow-uri", "URI SAN, or spiffe://TRUST.DOMAIN for any SPIFFE ID in it"),
+        ("--allow-spki-pin", "SPKI pin (base64 SHA-256 of the public key)"),
+    ):
+        tls.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="VALUE",
+            help=f"admit only client certificates with this {what} (repeatable; any "
+            "--allow-* match admits; others: end=identity-refused, close_notify, no echo)",
+        )
     tls.add_argument(
         "--sni",
         action="append",
@@ -215,6 +230,11 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         listen=tuple(parse_listen(x) for x in args.listen),
         sni=tuple(parse_sni(x) for x in args.sni),
         client_auth=args.client_auth or ("required" if args.client_ca else "none"),
+        allow_cn=tuple(args.allow_cn),
+        allow_ou=tuple(args.allow_ou),
+        allow_dns=tuple(args.allow_dns),
+        allow_uri=tuple(args.allow_uri),
+        allow_spki_pin=tuple(args.allow_spki_pin),
         metrics=parse_listen(args.metrics, what="--metrics") if args.metrics else None,
     )
 

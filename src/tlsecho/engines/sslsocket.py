@@ -26,7 +26,7 @@ from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, O
 from tlsecho.deadlines import Deadlines, Expired
 from tlsecho.engines.pretls import HelloPeek, ProxyPeek
 from tlsecho.framing import Framing, HelloFraming, make_framing
-from tlsecho.identity import log_client_certificate
+from tlsecho.identity import check_client
 from tlsecho.logs import connection_message, get_logger
 from tlsecho.net import Address, format_address
 from tlsecho.proxy_protocol import ProxyHeader, ProxyProtocolError
@@ -276,14 +276,17 @@ class TlsConnection:
         if self._debug:
             log_conn.debug("connection accepted", extra={"tag": self.tag})
         cfg = self._server.config
-        if cfg.client_auth != "none":
-            self.client_cert = log_client_certificate(sock, self.tag)
+        self.client_cert, refusal = check_client(sock, self.tag, self._server.policy, cfg)
         self._want_write(False)
         self._want_read(True)
         if cfg.alpn_required and self.alpn == "-":
             # Python cannot fail the handshake from the ALPN callback, so the
             # refusal comes right after it: no echo, close_notify, one line.
             self._outcome = Outcome.ALPN_REFUSED
+            self._begin_close()
+        elif refusal is not None:  # no --allow-* matched: close_notify, no echo
+            self._outcome = Outcome.IDENTITY_REFUSED
+            self._linger_exc = PermissionError(refusal)
             self._begin_close()
         elif self._server.hard_closing:
             self.close()
@@ -452,7 +455,7 @@ class TlsConnection:
             self._close(exc if self._outcome is None else None)
             return
         else:
-            self._close(None)  # both close_notify alerts exchanged
+            self._close(self._linger_exc)  # both close_notify alerts exchanged
             return
         # Read and discard what the peer still sends (bytes after the NUL,
         # its close_notify) until it closes: closing with unread bytes would

@@ -1,0 +1,131 @@
+"""Client identity over real mTLS: the log line says who the client is
+(SANs, SPKI pin), and --allow-* admits or refuses it right after the
+handshake (end=identity-refused, close_notify, nothing echoed)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TLSECHO, ServerProcess, send, start_server, stop_cleanly
+from tlsecho.certs import Pki, write_pki
+from tlsecho.identity import client_identity
+
+SPIFFE = "spiffe://example.org/ns/prod/sa/api"
+
+
+@pytest.fixture(scope="module")
+def spiffe_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return write_pki(tmp_path_factory.mktemp("spiffe"), client_name="api", client_uris=(SPIFFE,))
+
+
+@pytest.fixture
+def serve(spiffe_pki: Pki) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for srv in started:
+        stop_cleanly(srv)
+
+
+def start(spiffe_pki: Pki, started: list[ServerProcess], *args: str) -> ServerProcess:
+    srv = start_server(
+        *("--cert", str(spiffe_pki.server.cert), "--key", str(spiffe_pki.server.key)),
+        *("--client-ca", str(spiffe_pki.ca.cert), "--log-format", "json", *args),
+    )
+    started.append(srv)
+    return srv
+
+
+def client(pki: Pki, port: int, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    args = ["--cafile", str(pki.ca.cert), "--cert", str(pki.client.cert)]
+    return send(port, *args, "--key", str(pki.client.key), *extra)
+
+
+def test_spiffe_trust_domain_admits(spiffe_pki: Pki, serve: list[ServerProcess]) -> None:
+    srv = start(spiffe_pki, serve, "--allow-uri", "spiffe://example.org")
+    p = client(spiffe_pki, srv.port)
+    assert p.returncode == 0, p.stderr
+    srv.wait_for_record(outcome="terminated", client_cert="CN=api,O=tlsecho")
+    line = srv.wait_for("client certificate subject=")[0]
+    pin = client_identity(ssl.PEM_cert_to_DER_cert(spiffe_pki.client.cert.read_text())).spki_pin
+    assert f"sans={SPIFFE}" in line and f"spki={pin}" in line
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [["--allow-cn", "someone-else"], ["--allow-uri", "spiffe://other.org"], ["--allow-ou", "x"]],
+)
+def test_no_match_is_refused_after_the_handshake(
+    spiffe_pki: Pki, serve: list[ServerProcess], allow: list[str]
+) -> None:
+    srv = start(spiffe_pki, serve, *allow)
+    p = client(spiffe_pki, srv.port)
+    assert p.returncode == 1
+    assert "server closed early after 0 of" in p.stderr.decode()
+    (rec,) = srv.wait_for_record(outcome="identity-refused", bytes_out=0)
+    assert rec["reason"] == f"identity not allowed: CN=api,O=tlsecho uri={SPIFFE}"
+    assert rec["tls_version"] == "TLSv1.3"  # the handshake itself succeeded
+
+
+def test_no_certificate_with_optional_auth_is_refused(
+    spiffe_pki: Pki, serve: list[ServerProcess]
+) -> None:
+    srv = start(spiffe_pki, serve, "--client-auth", "optional", "--allow-cn", "api")
+    p = send(srv.port, "--cafile", str(spiffe_pki.ca.cert))
+    assert p.returncode == 1
+    srv.wait_for_record(outcome="identity-refused", reason="no client certificate")
+
+
+def test_spki_pin_with_openssl_s_client(spiffe_pki: Pki, serve: list[ServerProcess]) -> None:
+    der = ssl.PEM_cert_to_DER_cert(spiffe_pki.client.cert.read_text())
+    srv = start(spiffe_pki, serve, "--allow-spki-pin", client_identity(der).spki_pin)
+    cmd = ["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{srv.port}"]
+    cmd += ["-CAfile", str(spiffe_pki.ca.cert), "-cert", str(spiffe_pki.client.cert)]
+    cmd += ["-key", str(spiffe_pki.client.key)]
+    p = subprocess.run(cmd, input=b"pinned\x00", capture_output=True, timeout=20, check=False)
+    assert p.stdout == b"pinned", p.stderr
+    srv.wait_for_record(outcome="terminated")
+
+
+def test_hello_mode_reports_the_identity(spiffe_pki: Pki, serve: list[ServerProcess]) -> None:
+    srv = start(spiffe_pki, serve, "--mode", "hello")
+    p = client(spiffe_pki, srv.port, "--mode", "hello", "--json")
+    assert p.returncode == 0, p.stderr
+    cert = json.loads(p.stdout)["negotiated"]["client_certificate"]
+    assert cert["uris"] == [SPIFFE] and cert["common_names"] == ["api"]
+    assert cert["verified"] is True and len(cert["spki_pin"]) == 44
+
+
+def test_allow_without_client_certificates_is_a_usage_error(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [*TLSECHO, "serve", "--port", "0", "--allow-cn", "api"],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert "--allow-cn checks client certificates" in p.stderr.decode()
+
+
+def test_cert_client_uri(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [*TLSECHO, "cert", "--ca", "--out", str(tmp_path), "--client-uri", SPIFFE],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    der = ssl.PEM_cert_to_DER_cert((tmp_path / "client.crt").read_text())
+    assert client_identity(der).uris == (SPIFFE,)
+    bad = subprocess.run(
+        [*TLSECHO, "cert", "--out", str(tmp_path / "x"), "--client-uri", SPIFFE],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and b"--client-uri goes with --ca" in bad.stderr
