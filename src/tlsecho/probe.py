@@ -3,6 +3,10 @@
 Polite to any TLS server: it sends no application data, reads only to
 collect TLS 1.3 session tickets, and closes with close_notify. It then
 reconnects once with the session to tell whether resumption works.
+
+TLS runs over memory BIOs, so the probe sees the server's bytes: the
+ServerHello tells the key-exchange group, a HelloRetryRequest and the JA3S
+(:mod:`tlsecho.serverhello`), which Python's ``ssl`` does not.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as dt
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,11 +25,16 @@ from tlsecho.certs import CertificateInfo, describe_certificate
 from tlsecho.client_errors import map_connect_error, map_handshake_error
 from tlsecho.config import ClientConfig
 from tlsecho.errors import PeerError, TlsEchoError
+from tlsecho.serverhello import parse_server_flight
 from tlsecho.tls import client_context
+from tlsecho.tlsext import ClientHelloError
 
 __all__ = ["CertInfo", "ProbeResult", "probe"]
 
 _TICKET_WAIT = 0.3
+# The server's first bytes kept for their ServerHello (a flight with a long
+# certificate chain is a few KiB).
+_FLIGHT_MAX = 64 * 1024
 
 
 #: One certificate of the server's chain (the same type the server's log uses).
@@ -43,7 +53,12 @@ class ProbeResult:
     cipher: str = "-"
     cipher_bits: int = 0
     group: str | None = None
-    """Key-exchange group, where this Python can tell (3.11 cannot)."""
+    """Key-exchange group, from the ServerHello (TLS 1.3) or the
+    ServerKeyExchange (TLS 1.2 ECDHE); None when not in clear text."""
+    hello_retry: bool = False
+    """The server answered with a HelloRetryRequest (it wanted another group)."""
+    ja3s: str | None = None
+    ja3s_hash: str | None = None
     alpn: str | None = None
     resumed: bool | None = None
     """Whether a second connection resumed the session (None: not tried)."""
@@ -62,7 +77,7 @@ class ProbeResult:
         return out
 
 
-def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
+def _chain(sock: ssl.SSLObject, verified: bool) -> list[bytes]:
     """DER certificates the server sent (leaf first)."""
     # Public on Python >= 3.13; the same methods exist privately on 3.10-3.12.
     name = "get_verified_chain" if verified else "get_unverified_chain"
@@ -74,9 +89,44 @@ def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
     return [der] if der else []
 
 
+class _Conn:
+    """TLS over memory BIOs on a blocking socket, keeping the first bytes
+    the server sends (its handshake flight)."""
+
+    def __init__(self, raw: socket.socket, tls: ssl.SSLObject, bios: tuple[Any, Any]) -> None:
+        self.raw, self.tls = raw, tls
+        self._in, self._out = bios
+        self.seen = bytearray()
+
+    def run(self, op: Callable[[], Any]) -> Any:
+        """``op`` (a TLS step), moving bytes until it completes."""
+        while True:
+            try:
+                result = op()
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self.raw.recv(65536)
+                if len(self.seen) < _FLIGHT_MAX:
+                    self.seen += data[: _FLIGHT_MAX - len(self.seen)]
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        if pending := self._out.read():
+            self.raw.sendall(pending)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def _connect(
     config: ClientConfig, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
-) -> tuple[ssl.SSLSocket, float, float]:
+) -> tuple[_Conn, float, float]:
     t0 = time.perf_counter()
     try:
         raw = socket.create_connection((config.host, config.port), timeout=config.timeout)
@@ -85,30 +135,49 @@ def _connect(
     except OSError as exc:
         raise map_connect_error(exc, config) from None
     t1 = time.perf_counter()
+    bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
     # An IP address is checked against the certificate's IP names, never sent as SNI.
-    sock = ctx.wrap_socket(
-        raw, server_hostname=config.verify_name, do_handshake_on_connect=False, session=session
-    )
+    tls = ctx.wrap_bio(*bios, server_hostname=config.verify_name, session=session)
+    conn = _Conn(raw, tls, bios)
     try:
-        sock.do_handshake()
-    except BaseException:
-        sock.close()
+        conn.run(tls.do_handshake)
+    except (ssl.SSLError, TimeoutError):
+        raw.close()
         raise
-    return sock, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+    except OSError as exc:  # a reset or a close in the middle of the handshake
+        raw.close()
+        raise PeerError(
+            f"the server closed the connection in the handshake ({exc.strerror or exc})"
+        ) from None
+    except BaseException:
+        raw.close()
+        raise
+    return conn, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
 
-def _session_and_close(sock: ssl.SSLSocket) -> ssl.SSLSession | None:
+def _session_and_close(conn: _Conn) -> ssl.SSLSession | None:
     """Collect TLS 1.3 tickets (they follow the handshake), close with
     close_notify, and return the session to resume."""
-    sock.settimeout(_TICKET_WAIT)
+    conn.raw.settimeout(_TICKET_WAIT)
     # OSError covers the timeout (no data is expected) and TLS errors.
     with contextlib.suppress(OSError):
-        sock.recv(1)  # processes post-handshake messages
-    session = sock.session
+        conn.run(lambda: conn.tls.read(1))  # processes post-handshake messages
+    session = conn.tls.session
     with contextlib.suppress(OSError):
-        sock.unwrap()
-    sock.close()
+        conn.run(conn.tls.unwrap)
+    conn.close()
     return session
+
+
+def _read_flight(result: ProbeResult, seen: bytes) -> None:
+    try:
+        flight = parse_server_flight(seen)
+    except ClientHelloError:
+        return
+    if flight is not None:
+        result.group = flight.group_name
+        result.hello_retry = flight.hello_retry
+        result.ja3s, result.ja3s_hash = flight.ja3s(), flight.ja3s_hash()
 
 
 def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
@@ -146,15 +215,15 @@ def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
     except TimeoutError:
         raise PeerError(f"timed out after {config.timeout:g} s in the handshake") from None
     now = dt.datetime.now(dt.UTC)
+    tls = sock.tls
     try:
-        result.tls_version = sock.version() or "-"
-        cipher = sock.cipher()
+        result.tls_version = tls.version() or "-"
+        cipher = tls.cipher()
         if cipher:
             result.cipher, result.cipher_bits = cipher[0], cipher[2]
-        group = getattr(sock, "group", None)
-        result.group = group() if callable(group) else None
-        result.alpn = sock.selected_alpn_protocol()
-        result.chain = [describe_certificate(der, now) for der in _chain(sock, result.verified)]
+        _read_flight(result, bytes(sock.seen))
+        result.alpn = tls.selected_alpn_protocol()
+        result.chain = [describe_certificate(der, now) for der in _chain(tls, result.verified)]
     finally:
         session = _session_and_close(sock)
     result.connect_ms = round(result.connect_ms, 3)
@@ -168,6 +237,6 @@ def probe(config: ClientConfig, *, resume: bool = True) -> ProbeResult:
             except OSError:  # ssl.SSLError included
                 pass
             else:
-                result.resumed = again.session_reused
+                result.resumed = again.tls.session_reused
                 _session_and_close(again)
     return result

@@ -93,8 +93,10 @@ def test_probe_verification_failure(ca_pki: Pki) -> None:
 
 
 @pytest.fixture
-def s_server(ca_pki: Pki) -> Iterator[int]:
-    """openssl s_server: a TLS server nobody here wrote."""
+def s_server(ca_pki: Pki, request: pytest.FixtureRequest) -> Iterator[int]:
+    """openssl s_server: a TLS server nobody here wrote (extra options as
+    the test's parameter)."""
+    extra: list[str] = getattr(request, "param", [])
     proc = subprocess.Popen(
         [
             "openssl",
@@ -107,6 +109,7 @@ def s_server(ca_pki: Pki) -> Iterator[int]:
             str(ca_pki.server.key),
             "-alpn",
             "h2",
+            *extra,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -133,6 +136,33 @@ def test_probe_openssl_s_server(s_server: int, ca_pki: Pki) -> None:
     assert r["alpn"] == "h2"
     assert r["resumed"] is True
     assert r["chain"][0]["sha256"] == fingerprint(ca_pki.server.cert.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("s_server", "version", "group", "retry", "ja3s"),
+    [
+        # Python's client key-shares x25519 only: P-384 takes a HelloRetryRequest.
+        (["-groups", "P-384"], "TLSv1.3", "secp384r1", True, "771,4866,43-51"),
+        (["-groups", "X25519"], "TLSv1.3", "x25519", False, "771,4866,43-51"),
+        # TLS 1.2: the group is in the ServerKeyExchange; extensions from the ServerHello.
+        (["-tls1_2", "-groups", "P-256"], "TLSv1.2", "secp256r1", False, r"771,49196,[\d-]+"),
+    ],
+    indirect=["s_server"],
+    ids=["hrr-p384", "x25519", "tls12-p256"],
+)
+def test_probe_reads_the_group_off_the_wire(
+    s_server: int, ca_pki: Pki, version: str, group: str, retry: bool, ja3s: str
+) -> None:
+    import hashlib
+    import re
+
+    rc, r = probe_json(f"localhost:{s_server}", "--cafile", str(ca_pki.ca.cert))
+    assert rc == 0
+    assert (r["tls_version"], r["group"], r["hello_retry"]) == (version, group, retry)
+    assert re.fullmatch(ja3s, r["ja3s"]), r["ja3s"]
+    assert r["ja3s_hash"] == hashlib.md5(r["ja3s"].encode()).hexdigest()
+    table = probe(f"localhost:{s_server}", "--cafile", str(ca_pki.ca.cert)).stdout.decode()
+    assert group in table and ("HelloRetryRequest" in table) == retry
 
 
 def test_probe_refused() -> None:

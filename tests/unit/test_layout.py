@@ -84,6 +84,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.tlsnames",
         "tlsecho.tlsext",
         "tlsecho.fingerprints",
+        "tlsecho.serverhello",
     ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:

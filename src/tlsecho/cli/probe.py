@@ -95,10 +95,12 @@ def _print_probe(r: ProbeResult) -> None:
     summary.add_column(style="bold")
     summary.add_column(overflow="fold")
     verify = "ok" if r.verified else f"FAILED: {_verify_error(r)}"
+    hrr = " (after a HelloRetryRequest)" if r.hello_retry else ""
     rows = [
         ("TLS version", r.tls_version),
         ("cipher", f"{r.cipher} ({r.cipher_bits} bits)"),
-        ("key exchange group", r.group or "n/a (this Python cannot tell)"),
+        ("key exchange group", (r.group or "n/a (not in clear text)") + hrr),
+        ("JA3S", f"{r.ja3s_hash} ({r.ja3s})" if r.ja3s else "n/a"),
         ("ALPN", r.alpn or "none"),
         ("SNI sent", r.server_name or "none"),
         ("resumption", {None: "not tried", True: "yes", False: "no"}[r.resumed]),
