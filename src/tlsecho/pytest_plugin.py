@@ -19,6 +19,16 @@ any test suite::
   ``max_version="1.2"``, …) and ``bad="expired"`` (or any bad kind) to serve a
   broken certificate.
 - ``tlsecho_bad_endpoints``: the ``tlsecho badssl`` set, by name.
+- ``tlsecho_client_hello(run)``: runs ``run(server)`` (your client connecting
+  to the server it is given) and returns the ClientHello it sent, parsed.
+- ``tlsecho_golden(hello, path)``: asserts that ClientHello matches a golden
+  JSON file (GREASE, randoms and key shares ignored; extension order too with
+  ``ignore_extension_order=True``), with a readable diff;
+  ``pytest --tlsecho-update-golden`` writes the files instead::
+
+      def test_client_hello_is_stable(tlsecho_client_hello, tlsecho_golden):
+          hello = tlsecho_client_hello(lambda s: my_client.connect(s.host, s.port, s.ca_path))
+          tlsecho_golden(hello, Path(__file__).parent / "golden" / "my_client.json")
 
 While a fixture's servers run, tlsecho logs at INFO: a failing test's report
 shows the server's side ("Captured log call": one line per connection, with
@@ -39,9 +49,12 @@ from typing import Any
 
 import pytest
 
+from tlsecho import golden
 from tlsecho.badssl import Endpoint, endpoint_configs
 from tlsecho.certs import Pki, write_pki
+from tlsecho.clienthello import ClientHello
 from tlsecho.config import ServerConfig
+from tlsecho.connection import ConnectionRecord
 from tlsecho.errors import ConfigError
 from tlsecho.server import EchoServer
 
@@ -97,6 +110,11 @@ class RunningServer:
             time.sleep(0.01)
         return n
 
+    def on_record(self, listener: Callable[[ConnectionRecord], None]) -> None:
+        """Call ``listener`` (in the server's thread) with each finished
+        connection's record."""
+        self._server.on_record.append(listener)
+
     def client_context(self, *, client_cert: bool = False) -> ssl.SSLContext:
         """A client context that trusts the server's CA (hostname ``localhost``);
         with ``client_cert``, it also presents the PKI's client certificate."""
@@ -134,6 +152,14 @@ class RunningServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
         self._loop.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tlsecho-update-golden",
+        action="store_true",
+        help="tlsecho: (re)write the golden ClientHello files instead of comparing",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -196,3 +222,53 @@ def tlsecho_bad_endpoints(tlsecho_pki: Pki) -> Iterator[dict[str, RunningServer]
         yield servers
         for server in servers.values():
             server.stop()
+
+
+@pytest.fixture
+def tlsecho_client_hello(
+    tlsecho_server_factory: Callable[..., RunningServer],
+) -> Callable[..., ClientHello]:
+    """``capture(run, timeout=10, **server_options)``: start a server that
+    reads ClientHellos, call ``run(server)`` (your client connects to
+    ``server.host``/``server.port``, trusting ``server.ca_path``), and return
+    the first ClientHello it sent. Refused handshakes count: a client that
+    rejects the certificate has sent its ClientHello all the same."""
+
+    def capture(
+        run: Callable[[RunningServer], Any], timeout: float = 10.0, **options: Any
+    ) -> ClientHello:
+        options.setdefault("mode", "raw")
+        server = tlsecho_server_factory(fingerprint=True, **options)
+        seen: list[ClientHello] = []
+        server.on_record(lambda record: _keep_hello(record, seen))
+        run(server)
+        deadline = time.monotonic() + timeout
+        while not seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no ClientHello reached the server within {timeout:g} s")
+            time.sleep(0.01)
+        return seen[0]
+
+    return capture
+
+
+def _keep_hello(record: ConnectionRecord, seen: list[ClientHello]) -> None:
+    hello = record.hello.parsed() if record.hello is not None else None
+    if hello is not None:
+        seen.append(hello)
+
+
+@pytest.fixture
+def tlsecho_golden(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``check(hello, path, ignore_extension_order=False)``: assert ``hello``
+    matches the golden file (``--tlsecho-update-golden`` writes it)."""
+    update = bool(request.config.getoption("--tlsecho-update-golden"))
+
+    def check(
+        hello: ClientHello, path: Path | str, *, ignore_extension_order: bool = False
+    ) -> None:
+        golden.check(
+            Path(path), hello, update=update, ignore_extension_order=ignore_extension_order
+        )
+
+    return check

@@ -96,6 +96,9 @@ class EchoServer:
         self.hard_closing = False
         """True once open sessions are being closed (after the drain)."""
         self.outcomes: collections.Counter[str] = collections.Counter()
+        self.on_record: list[Callable[[ConnectionRecord], None]] = []
+        """Called with each finished connection's record (the pytest
+        plugin collects ClientHellos this way)."""
         """Finished connections by how they ended (``terminated``, ``eof``, ...)."""
         self.addresses: list[Address] = []
         """The bound addresses, after :meth:`start`."""
@@ -355,6 +358,8 @@ class EchoServer:
         """Called once per connection, when it has closed, with its record."""
         self._conns.discard(conn)
         self.outcomes[record.outcome] += 1
+        for listener in self.on_record:
+            listener(record)
         if self.metrics is not None:
             self.metrics.connection_closed()
             self.metrics.connection_done(record)

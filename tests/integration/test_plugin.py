@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -138,3 +139,66 @@ def test_badssl_command(tmp_path: Path) -> None:
     assert "starting up" not in err and "served" not in err, err
     assert re.search(r"done peer=.* end=handshake-failed .*endpoint=expired$", err, re.M), err
     assert re.fullmatch(r"served \d+ connections on 9 endpoints \(.*\)\n", rest), rest
+
+
+GOLDEN_TESTS = """
+import os
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def python_client(server):
+    ctx = server.client_context()
+    if os.environ.get("CLIENT_ALPN"):
+        ctx.set_alpn_protocols(os.environ["CLIENT_ALPN"].split(","))
+    with socket.create_connection(server.address) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"ping")
+            s.recv(4)
+
+
+def test_python_client(tlsecho_client_hello, tlsecho_golden):
+    hello = tlsecho_client_hello(python_client)
+    tlsecho_golden(hello, GOLDEN / "python.json")
+
+
+def test_curl(tlsecho_client_hello, tlsecho_golden):
+    def run(server):
+        subprocess.run(
+            ["curl", "-s", "-m", "5", "--cacert", str(server.ca_path), "-o", os.devnull,
+             f"https://localhost:{server.port}/"],
+            check=False,
+        )
+
+    hello = tlsecho_client_hello(run)
+    assert hello.server_name == "localhost"
+    tlsecho_golden(hello, GOLDEN / "curl.json")
+"""
+
+
+def test_golden_client_hellos(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_golden=GOLDEN_TESTS)
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    first.assert_outcomes(failed=2)
+    first.stdout.fnmatch_lines(["*no golden ClientHello at *python.json*--tlsecho-update-golden*"])
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--tlsecho-update-golden")
+    golden = json.loads((pytester.path / "golden" / "python.json").read_text())
+    assert golden["cipher_suites"][0] == "TLS_AES_256_GCM_SHA384" and golden["alpn"] == []
+    assert "GREASE" not in json.dumps(golden)
+    again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    again.assert_outcomes(passed=2)  # a second run of the same clients: the same hellos
+    # The client changes (it offers ALPN now): the diff says what appeared.
+    monkeypatch.setenv("CLIENT_ALPN", "h2,http/1.1")
+    changed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    changed.assert_outcomes(passed=1, failed=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*the ClientHello differs from *python.json*",
+            "*alpn: +h2, +http/1.1*",
+            "*extensions: +application_layer_protocol_negotiation*",
+        ]
+    )
