@@ -5,7 +5,8 @@
     python benchmarks/compare.py [--duration 4] [--idle 10000] [--write BENCHMARKS.md]
 
 Servers (each alone, pinned to core 0; the load generator pinned to core 1):
-tlsecho serve on uvloop and on the stdlib loop, the original example's style
+tlsecho serve on uvloop and on the stdlib loop (and at the default log level,
+with and without ``--fingerprint``), the original example's style
 (asyncio streams, ``read(128)``), an ``asyncio.Protocol`` on the loop's TLS
 transport (uvloop and stdlib), node's ``tls``, Go's ``crypto/tls`` when ``go``
 is installed, and socat (``OPENSSL-LISTEN,fork`` + ``PIPE``: a raw echo, so
@@ -103,9 +104,14 @@ def servers(tmp: Path) -> list[Server]:
         "--log-level",
         "warning",
     ]
+    info = [*tlsecho[:-1], "info"]
     out = [
         Server("tlsecho (uvloop)", [*tlsecho, "--loop", "uvloop"]),
         Server("tlsecho (asyncio)", [*tlsecho, "--loop", "asyncio"]),
+        # The default log level writes a line per connection; --fingerprint
+        # adds a JA4 to it (the ClientHello parsed): its cost, side by side.
+        Server("tlsecho, log info (uvloop)", [*info, "--loop", "uvloop"]),
+        Server("tlsecho --fingerprint, log info", [*info, "--loop", "uvloop", "--fingerprint"]),
         Server(
             "original style",
             [py, str(PEERS / "original_style_server.py"), "{cert}", "{key}", "{port}"],
