@@ -4,6 +4,11 @@
 
     python benchmarks/compare.py [--duration 4] [--idle 10000] [--write BENCHMARKS.md]
 
+The load: the compiled ``go_load`` (benchmarks/peers/go_load.go, Go's
+crypto/tls: a client whose own system calls are cheap) when ``go`` is
+installed, else ``tlsecho bench``; ``tlsecho bench`` is also run against
+tlsecho (uvloop) next to go_load, in a table of its own.
+
 Servers (each alone, pinned to core 0; the load generator pinned to core 1):
 tlsecho serve on uvloop and on the stdlib loop (and at the default log level,
 with and without ``--fingerprint``), the original example's style
@@ -110,8 +115,8 @@ def servers(tmp: Path) -> list[Server]:
         Server("tlsecho (asyncio)", [*tlsecho, "--loop", "asyncio"]),
         # The default log level writes a line per connection; --fingerprint
         # adds a JA4 to it (the ClientHello parsed): its cost, side by side.
-        Server("tlsecho, log info (uvloop)", [*info, "--loop", "uvloop"]),
-        Server("tlsecho --fingerprint, log info", [*info, "--loop", "uvloop", "--fingerprint"]),
+        Server("tlsecho log=info", [*info, "--loop", "uvloop"]),
+        Server("tlsecho --fingerprint log=info", [*info, "--loop", "uvloop", "--fingerprint"]),
         Server(
             "original style",
             [py, str(PEERS / "original_style_server.py"), "{cert}", "{key}", "{port}"],
@@ -209,13 +214,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def bench(port: int, ca: Path, server: Server, row: Row, duration: float) -> dict[str, object]:
+def bench(
+    port: int, ca: Path, server: Server, row: Row, duration: float, client: list[str] | None = None
+) -> dict[str, object]:
+    """One load run: ``tlsecho bench``, or the compiled ``go_load`` when
+    ``client`` is its command (it takes the same options and prints the
+    same JSON keys)."""
+    load = client or [str(BIN / "tlsecho"), "bench"]
     cmd = [
         "taskset",
         "-c",
         "1",
-        str(BIN / "tlsecho"),
-        "bench",
+        *load,
         "--host",
         "localhost",
         "--port",
@@ -270,13 +280,20 @@ def idle_rss(pid: int, port: int, ca: Path, count: int) -> float:
 
 
 def measure(
-    srv: Server, row: Row, cert: Path, key: Path, ca: Path, tmp: Path, duration: float
+    srv: Server,
+    row: Row,
+    cert: Path,
+    key: Path,
+    ca: Path,
+    tmp: Path,
+    duration: float,
+    client: list[str] | None = None,
 ) -> tuple[float, dict[str, object]]:
     """One run of one row against one server: (server CPU µs per op, bench result)."""
     proc, port = start(srv, cert, key, tmp / f"{slug(srv.name)}.log")
     try:
         before = cpu_seconds(proc.pid)
-        r = bench(port, ca, srv, row, duration)
+        r = bench(port, ca, srv, row, duration, client)
         time.sleep(0.5)  # socat's children exit and are reaped
         cpu = cpu_seconds(proc.pid) - before
     finally:
@@ -334,6 +351,14 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated server names to run (default: all)")
     ap.add_argument("--rows", help="comma-separated row numbers, from 1 (default: all)")
     ap.add_argument("--write", type=Path, help="replace the generated section of this file")
+    ap.add_argument(
+        "--client",
+        choices=["go", "tlsecho"],
+        default="go",
+        help="the load for the server table: the compiled go_load (default, when go is "
+        "installed) or tlsecho bench; either way tlsecho bench is also compared with "
+        "go_load against tlsecho (uvloop)",
+    )
     args = ap.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the idle row; inherited
@@ -349,6 +374,11 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
     srvs = servers(tmp)
+    go_load = build_go_load(tmp)
+    main_client = go_load if args.client == "go" else None
+    if args.client == "go" and go_load is None:
+        print("go is not installed: the server table uses tlsecho bench", file=sys.stderr)
+    args.load_name = "go_load (compiled, Go crypto/tls)" if main_client else "tlsecho bench"
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")}
         srvs = [s for s in srvs if s.name in wanted]
@@ -358,17 +388,25 @@ def main() -> int:
     table: dict[str, dict[str, str]] = {}  # row -> server -> cell
     costs: dict[str, dict[str, float]] = {}  # row -> server -> CPU per op (KiB: idle row)
     runs: dict[str, dict[str, list[tuple[float, dict[str, object]]]]] = {}
+    clients: dict[str, list[tuple[float, dict[str, object]]]] = {}
     for rnd in range(args.rounds):
         for row in rows:
             d = tmp / row.cert
             cert, key, ca = d / "server.crt", d / "server.key", d / "ca.crt"
             for srv in srvs:
-                cpu_us, r = measure(srv, row, cert, key, ca, tmp, args.duration)
+                cpu_us, r = measure(srv, row, cert, key, ca, tmp, args.duration, main_client)
                 runs.setdefault(row.label, {}).setdefault(srv.name, []).append((cpu_us, r))
                 print(
                     f"round {rnd + 1} {row.label:<48} {srv.name:<20} {fmt_row(row, r, cpu_us)}",
                     file=sys.stderr,
                 )
+            if go_load is not None and srvs and srvs[0].name == "tlsecho (uvloop)":
+                # The two load generators side by side, against the same server.
+                other = None if main_client else go_load
+                cpu_us, r = measure(srvs[0], row, cert, key, ca, tmp, args.duration, other)
+                clients.setdefault(row.label, []).append((cpu_us, r))
+                print(f"round {rnd + 1} {row.label:<48} {'other client':<20} "
+                      f"{fmt_row(row, r, cpu_us)}", file=sys.stderr)  # fmt: skip
     for row in rows:
         for srv in srvs:
             # The run with the median CPU cost: one noisy moment does not
@@ -380,26 +418,11 @@ def main() -> int:
                 cpu_us, r = float("inf"), failed[0]
             table.setdefault(row.label, {})[srv.name] = fmt_row(row, r, cpu_us)
             costs.setdefault(row.label, {})[srv.name] = cpu_us
-    idle_label = f"server RSS per idle TLS connection ({args.idle:,} open)"
     if args.idle:
-        d = tmp / "ecdsa"
-        for srv in srvs:
-            if srv.name == "socat":
-                table.setdefault(idle_label, {})[srv.name] = f"{DASH} (a process per connection)"
-                continue
-            log = tmp / f"{slug(srv.name)}-idle.log"
-            proc, port = start(srv, d / "server.crt", d / "server.key", log)
-            try:
-                kib = idle_rss(proc.pid, port, d / "ca.crt", args.idle)
-                cell = f"{kib:,.1f} KiB"
-                costs.setdefault(idle_label, {})[srv.name] = kib
-            except OSError as exc:
-                cell = f"failed ({exc})"[:60]
-            finally:
-                stop(proc)
-            table.setdefault(idle_label, {})[srv.name] = cell
-            print(f"{idle_label:<48} {srv.name:<20} {cell}", file=sys.stderr)
+        measure_idle(srvs, tmp, args.idle, table, costs)
     md = render(table, costs, srvs, args)
+    if clients:
+        md += "\n\n" + render_clients(rows, runs, clients, args)
     print(md)
     if args.write:
         text = args.write.read_text()
@@ -409,6 +432,86 @@ def main() -> int:
         _, tail = rest.split(END, 1)
         args.write.write_text(f"{head}{BEGIN}\n{md}\n{END}{tail}")
     return 0
+
+
+def measure_idle(
+    srvs: list[Server],
+    tmp: Path,
+    count: int,
+    table: dict[str, dict[str, str]],
+    costs: dict[str, dict[str, float]],
+) -> None:
+    """The idle row: each server's RSS growth per open TLS connection."""
+    idle_label = f"server RSS per idle TLS connection ({count:,} open)"
+    d = tmp / "ecdsa"
+    for srv in srvs:
+        if srv.name == "socat":
+            table.setdefault(idle_label, {})[srv.name] = f"{DASH} (a process per connection)"
+            continue
+        log = tmp / f"{slug(srv.name)}-idle.log"
+        proc, port = start(srv, d / "server.crt", d / "server.key", log)
+        try:
+            kib = idle_rss(proc.pid, port, d / "ca.crt", count)
+            cell = f"{kib:,.1f} KiB"
+            costs.setdefault(idle_label, {})[srv.name] = kib
+        except OSError as exc:
+            cell = f"failed ({exc})"[:60]
+        finally:
+            stop(proc)
+        table.setdefault(idle_label, {})[srv.name] = cell
+        print(f"{idle_label:<48} {srv.name:<20} {cell}", file=sys.stderr)
+
+
+def build_go_load(tmp: Path) -> list[str] | None:
+    """The compiled load generator (benchmarks/peers/go_load.go), or None
+    without go."""
+    if not shutil.which("go"):
+        return None
+    exe = tmp / "go_load"
+    env = {**os.environ, "GOCACHE": str(tmp / "gocache")}
+    subprocess.run(["go", "build", "-o", str(exe), str(PEERS / "go_load.go")], check=True, env=env)
+    return [str(exe)]
+
+
+def _median(runs: list[tuple[float, dict[str, object]]]) -> tuple[float, dict[str, object]]:
+    ordered = sorted(runs, key=lambda run: run[0])
+    return ordered[len(ordered) // 2]
+
+
+def render_clients(
+    rows: list[Row],
+    runs: dict[str, dict[str, list[tuple[float, dict[str, object]]]]],
+    clients: dict[str, list[tuple[float, dict[str, object]]]],
+    args: argparse.Namespace,
+) -> str:
+    """tlsecho bench against go_load, both loading tlsecho (uvloop)."""
+    go_first = args.load_name.startswith("go_load")
+    lines = [
+        "### The two load generators against tlsecho (uvloop)",
+        "",
+        "The same rows, one server, two clients (medians of the same rounds): the "
+        "compiled go_load and our own `tlsecho bench`. Throughput is each client's; the "
+        "server's CPU per operation shows what a client's own system-call pattern "
+        "changes on the server's side.",
+        "",
+        "| scenario | go_load | tlsecho bench | tlsecho bench ÷ go_load (throughput) |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.label not in clients or "tlsecho (uvloop)" not in runs.get(row.label, {}):
+            continue
+        main = _median(runs[row.label]["tlsecho (uvloop)"])
+        other = _median(clients[row.label])
+        go, ours = (main, other) if go_first else (other, main)
+        key = "megabytes_per_second" if row.stream else "operations_per_second"
+        go_rate = float(go[1].get(key) or 0)  # type: ignore[arg-type]
+        our_rate = float(ours[1].get(key) or 0)  # type: ignore[arg-type]
+        ratio = f"{our_rate / go_rate:.2f}{TIMES}" if go_rate else DASH
+        lines.append(
+            f"| {row.label} | {fmt_row(row, go[1], go[0])} | {fmt_row(row, ours[1], ours[0])} "
+            f"| {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 def render(
@@ -423,6 +526,7 @@ def render(
         f"Generated {when} by `python benchmarks/compare.py --duration {args.duration:g} "
         f"--rounds {args.rounds} --idle {args.idle}` (`make bench`) on: {versions()}.",
         "",
+        f"Load: {args.load_name}. "
         "Each cell: the load generator's throughput (and its p99 latency, closed loop), "
         "then the server's CPU time per "
         "operation (user + system, from /proc), from the run with the median CPU cost "
