@@ -43,6 +43,16 @@ func (w *worker) fail(kind string) {
 	w.errors[kind]++
 }
 
+// done counts an operation that began at t0, if it began after the warm-up.
+func (w *worker) done(t0, start time.Time) bool {
+	if !t0.After(start) {
+		return false
+	}
+	w.ops++
+	w.latencies = append(w.latencies, time.Since(t0))
+	return true
+}
+
 // payload: random bytes that are never the framing's terminator (NUL, or a
 // newline before the last byte in line mode).
 func payload(size int, mode string, seed int64) []byte {
@@ -130,10 +140,7 @@ func pingpong(o options, w *worker, start, end time.Time, seed int64) {
 			w.fail("wrong bytes")
 			break
 		}
-		if now.After(start) {
-			w.ops++
-			w.latencies = append(w.latencies, time.Since(now))
-		}
+		w.done(now, start)
 	}
 	finish(c, o.mode)
 }
@@ -240,12 +247,8 @@ func connect(o options, w *worker, start, end time.Time, seed int64) {
 			w.fail("wrong bytes")
 			continue
 		}
-		if t0.After(start) {
-			w.ops++
-			w.latencies = append(w.latencies, time.Since(t0))
-			if resumed {
-				w.resumed++
-			}
+		if w.done(t0, start) && resumed {
+			w.resumed++
 		}
 	}
 }
