@@ -5,6 +5,7 @@ stalls is caught."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,53 @@ def test_bench_resume(bench_server: ServerProcess, ca_pki: Pki) -> None:
     assert rc == 0, r
     assert _int(r, "resumed") >= 26  # every connection but each slot's first
     assert _lat(r, "handshake_us")["p50"] > 0
+
+
+def test_bench_resume_ratio_and_phases(bench_server: ServerProcess, ca_pki: Pki) -> None:
+    args = ("--scenario", "connect", "-c", "4", "-n", "40", "--resume-ratio", "0.5")
+    rc, r = bench(bench_server.port, ca_pki.ca.cert, *args)
+    assert rc == 0, r
+    # Every second handshake of a slot offers the session. A slot may make
+    # one more connection as the count runs out (it sends nothing on it).
+    made, resumed = _int(r, "connections_made"), _int(r, "resumed")
+    assert 40 <= made <= 44 and made // 2 - 2 <= resumed <= made // 2 + 2
+    phases = r["phases_us"]
+    assert isinstance(phases, dict)
+    assert set(phases) == {"TLSv1.3 full", "TLSv1.3 resumed"}
+    assert phases["TLSv1.3 resumed"]["count"] == resumed
+    assert phases["TLSv1.3 full"]["count"] == made - resumed
+    for kind in phases.values():
+        for name in ("tcp_connect", "tls_handshake", "first_byte"):
+            assert 0 < kind[name]["p50"] <= kind[name]["max"]
+    # A resumed handshake is no dearer than a full one (no certificate, no signature).
+    full, resumed = phases["TLSv1.3 full"], phases["TLSv1.3 resumed"]
+    assert resumed["tls_handshake"]["p50"] <= full["tls_handshake"]["p50"] * 1.5
+    table = subprocess.run(
+        [
+            *(*TLSECHO, "bench", "--port", str(bench_server.port), "--cafile", str(ca_pki.ca.cert)),
+            *("--scenario", "connect", "-c", "2", "-n", "10", "--resume-ratio", "1"),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert table.returncode == 0, table.stderr
+    out = table.stdout.decode()
+    assert re.search(r"TLSv1\.3 resumed \(\d+\)", out) and "first byte p50" in out
+    assert re.search(r"of 1\d connections made", out)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--resume-ratio", "1.5"), "is a share, 0 to 1"),
+        (("--resume-ratio", "0.5"), "applies to the connect scenario"),
+        (("--scenario", "connect", "--resume", "--resume-ratio", "1"), "give one of them"),
+    ],
+)
+def test_bench_resume_ratio_errors(args: tuple[str, ...], message: str) -> None:
+    p = subprocess.run([*TLSECHO, "bench", *args], capture_output=True, timeout=60, check=False)
+    assert p.returncode == 2 and message in p.stderr.decode()
 
 
 def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki) -> None:

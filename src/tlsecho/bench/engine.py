@@ -29,6 +29,8 @@ from tlsecho.bench.histogram import Histogram
 __all__ = ["CLOCK", "SECOND", "Slot", "Stats", "Worker", "WorkerSpec", "diff"]
 
 _RECV_SIZE = 256 * 1024
+#: The phases of a connection that ``--scenario connect`` times.
+PHASES = ("tcp_connect", "tls_handshake", "first_byte")
 CLOCK = time.perf_counter_ns
 SECOND = 1_000_000_000
 _MS = 1_000_000
@@ -46,6 +48,10 @@ class Stats:
         self.mismatched = 0
         self.errors: dict[str, int] = {}
         self.resumed = 0
+        # Per-phase times by "TLSv1.3 full" / "TLSv1.3 resumed": TCP connect,
+        # TLS handshake, first echo byte (measured window only).
+        self.phases: dict[str, dict[str, Histogram]] = {}
+        self.connections_made = 0
         self.late = 0
         self.timeline: list[int] = []  # operations per second of the measured window
         self.seconds = 0.0
@@ -53,6 +59,14 @@ class Stats:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def phase(self, key: str, name: str, ns: int) -> None:
+        """One phase's time (``tcp_connect``, ``tls_handshake``, ``first_byte``)
+        for a handshake of kind ``key``."""
+        kinds = self.phases.get(key)
+        if kinds is None:
+            kinds = self.phases[key] = {n: Histogram() for n in PHASES}
+        kinds[name].record(ns)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +77,8 @@ class Stats:
             "mismatched": self.mismatched,
             "errors": self.errors,
             "resumed": self.resumed,
+            "phases": {k: {n: h.to_dict() for n, h in v.items()} for k, v in self.phases.items()},
+            "connections_made": self.connections_made,
             "late": self.late,
             "timeline": self.timeline,
             "seconds": self.seconds,
@@ -84,6 +100,9 @@ class WorkerSpec:
     rate: float | None
     count: int | None
     resume: bool
+    resume_ratio: float
+    """The share of handshakes that offer the previous session (1.0 with
+    ``--resume``; 0.0 without)."""
     timeout: float
     proxy_header: str | None
     seed: int

@@ -74,7 +74,22 @@ def render(r: dict[str, Any], stream: TextIO) -> None:
         if lat:
             t.add_row(label, "  ".join(f"{k} {v:,.1f}" for k, v in lat.items()))
     if "resumed" in r:
-        t.add_row("resumed", f"{r['resumed']:,} handshakes")
+        made = r.get("connections_made")
+        t.add_row(
+            "resumed",
+            f"{r['resumed']:,} handshakes" + (f" of {made:,} connections made" if made else ""),
+        )
+    for key, phases in (r.get("phases_us") or {}).items():
+        parts = [
+            f"{label} p50 {phases[name]['p50']:,.0f} p99 {phases[name]['p99']:,.0f}"
+            for name, label in (
+                ("tcp_connect", "TCP"),
+                ("tls_handshake", "TLS"),
+                ("first_byte", "first byte"),
+            )
+            if phases.get(name)
+        ]
+        t.add_row(f"{key} ({phases['count']:,})", " | ".join(parts) + " µs")
     if "late" in r:
         t.add_row("sent late", f"{r['late']:,} (more than one interval after they were due)")
     errors = r["errors"]

@@ -60,6 +60,9 @@ class BenchConfig:
     """Client processes."""
     resume: bool = False
     """connect: resume each slot's previous TLS session."""
+    resume_ratio: float | None = None
+    """connect: the share of handshakes that offer the previous session
+    (0 to 1; ``resume`` is 1)."""
     timeout: float = 10.0
     """Seconds without progress before a connection counts as timed out."""
 
@@ -98,10 +101,26 @@ class BenchConfig:
                     f"message per connection ({self.connections}): raise {setting('rate')} "
                     f"or {setting('duration')}, or lower {setting('connections')}"
                 )
-        if self.resume and self.scenario != "connect":
-            raise ConfigError(f"{setting('resume')} applies to the connect scenario")
+        _check_resume(self)
         if not self.timeout > 0:
             raise ConfigError(f"{setting('timeout')} must be positive")
+
+
+def _check_resume(cfg: BenchConfig) -> None:
+    """--resume and --resume-ratio: the connect scenario's, one or the other."""
+    if cfg.resume and cfg.scenario != "connect":
+        raise ConfigError(f"{setting('resume')} applies to the connect scenario")
+    if cfg.resume_ratio is not None:
+        if not 0 <= cfg.resume_ratio <= 1:
+            raise ConfigError(
+                f"{setting('resume_ratio')} is a share, 0 to 1, not {cfg.resume_ratio:g}"
+            )
+        if cfg.scenario != "connect":
+            raise ConfigError(f"{setting('resume_ratio')} applies to the connect scenario")
+        if cfg.resume:
+            raise ConfigError(
+                f"{setting('resume')} is {setting('resume_ratio')} 1: give one of them"
+            )
 
 
 @dataclass
@@ -119,6 +138,11 @@ class BenchResult:
     handshake: Histogram = field(default_factory=Histogram)
     resumed: int = 0
     """connect: handshakes that resumed a session."""
+    connections_made: int = 0
+    """TLS connections completed in the measured period."""
+    phases: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    """Per kind of handshake (``TLSv1.3 full``, ``TLSv1.3 resumed``): TCP
+    connect, TLS handshake and first echo byte times."""
     late: int = 0
     """Open loop: operations sent more than one interval after they were due
     (the client or the server could not keep the rate)."""
@@ -140,6 +164,11 @@ class BenchResult:
         self.bytes_verified += part["bytes"]
         self.mismatched_bytes += part["mismatched"]
         self.resumed += part["resumed"]
+        self.connections_made += part["connections_made"]
+        for key, kinds in part["phases"].items():
+            mine = self.phases.setdefault(key, {})
+            for name, h in kinds.items():
+                mine.setdefault(name, Histogram()).merge(Histogram.from_dict(h))
         self.late += part["late"]
         self.seconds = max(self.seconds, part["seconds"])
         self.interrupted = self.interrupted or part["interrupted"]
@@ -178,6 +207,14 @@ class BenchResult:
         if cfg.scenario == "connect":
             out["handshake_us"] = _percentiles(self.handshake)
             out["resumed"] = self.resumed
+            out["connections_made"] = self.connections_made
+            out["phases_us"] = {
+                key: {
+                    "count": kinds["tls_handshake"].total,
+                    **{name: _percentiles(h) for name, h in kinds.items()},
+                }
+                for key, kinds in sorted(self.phases.items())
+            }
         if cfg.rate is not None:
             out["late"] = self.late
         out["timeline_ops_per_second"] = self.timeline
@@ -253,7 +290,8 @@ def _spec(cfg: BenchConfig, conns: int, count: int | None, index: int) -> Worker
         size=cfg.size,
         rate=cfg.rate * conns / cfg.connections if cfg.rate else None,
         count=count,
-        resume=cfg.resume,
+        resume=cfg.resume or bool(cfg.resume_ratio),
+        resume_ratio=1.0 if cfg.resume else (cfg.resume_ratio or 0.0),
         timeout=cfg.timeout,
         proxy_header=c.proxy_header,
         seed=index * 7919 + 1,

@@ -87,6 +87,8 @@ class Pingpong(BioConnection):
             n = len(data)
             msg = self.msg
             now = self.progress = CLOCK()
+            if not got:
+                self._first_byte(now)
             if data != msg[got : got + n]:
                 w.stats.mismatched += diff(data, msg[got : got + n])
             got += n
@@ -94,6 +96,9 @@ class Pingpong(BioConnection):
             if got >= len(msg):
                 self._completed(now)
                 return
+
+    def _first_byte(self, now: int) -> None:
+        """The echo's first byte is in (the connect scenario times it)."""
 
     def _completed(self, now: int) -> None:
         w = self.w
@@ -146,6 +151,12 @@ class Connect(Pingpong):
 
     def _wire(self, msg: bytes) -> bytes:
         return msg + b"\x00" if self.w.spec.mode == "nul" else msg
+
+    def _first_byte(self, now: int) -> None:
+        w = self.w
+        if w.measuring(now) and self.t_handshake:
+            # From the handshake's end: the message goes right after it.
+            w.stats.phase(self.phase_key(), "first_byte", now - self.t_handshake)
 
     def _eof_reason(self) -> str:
         if self.got or self.w.spec.mode != "nul":

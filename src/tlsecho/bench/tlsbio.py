@@ -60,8 +60,11 @@ class BioConnection:
         "session",
         "sock",
         "t_connect",
+        "t_handshake",
         "t_op",
+        "t_tcp",
         "tls",
+        "tries",
         "w",
         "wbuf",
     )
@@ -81,6 +84,9 @@ class BioConnection:
         self.received = 0
         self.wbuf = b""
         self.t_connect = 0
+        self.t_tcp = 0  # TCP connected
+        self.t_handshake = 0  # TLS handshake done
+        self.tries = 0  # handshakes begun (for --resume-ratio)
         self.t_op = 0
         self.due = 0  # open loop: the intended time of the next operation
         self.progress = 0
@@ -233,6 +239,7 @@ class BioConnection:
             return
         w = self.w
         spec = w.spec
+        self.t_tcp = CLOCK()
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
             if spec.proxy_header:
@@ -243,7 +250,7 @@ class BioConnection:
                 self.inc,
                 self.out,
                 server_hostname=spec.server_hostname,
-                session=self.session if spec.resume else None,
+                session=self.session if self._resume_now() else None,
             )
         except (OSError, ValueError) as exc:
             self._failed(exc)
@@ -251,6 +258,18 @@ class BioConnection:
         self._watch(IN)
         self.handler = self._on_handshake
         self._on_handshake(0)
+
+    def _resume_now(self) -> bool:
+        """Offer the last session on this handshake? Exactly ``resume_ratio``
+        of them do, spread evenly (the first has no session to offer)."""
+        ratio = self.w.spec.resume_ratio
+        self.tries += 1
+        return int(self.tries * ratio) > int((self.tries - 1) * ratio)
+
+    def phase_key(self) -> str:
+        """``TLSv1.3 full`` or ``TLSv1.3 resumed``: what the phases are split by."""
+        kind = "resumed" if self.tls.session_reused else "full"
+        return f"{self.tls.version()} {kind}"
 
     def _on_handshake(self, events: int) -> None:
         if not self._fill(events):
@@ -265,11 +284,16 @@ class BioConnection:
             return
         self._send_out()
         w = self.w
-        now = self.progress = CLOCK()
+        now = self.progress = self.t_handshake = CLOCK()
         if w.measuring(now):
-            w.stats.handshake.record(now - self.t_connect)
+            st = w.stats
+            st.handshake.record(now - self.t_connect)
+            st.connections_made += 1
             if self.tls.session_reused:
-                w.stats.resumed += 1
+                st.resumed += 1
+            key = self.phase_key()
+            st.phase(key, "tcp_connect", self.t_tcp - self.t_connect)
+            st.phase(key, "tls_handshake", now - self.t_tcp)
         if w.stopping:
             self._end_session()
         else:

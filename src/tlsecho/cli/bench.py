@@ -114,6 +114,14 @@ def add_parser(sub: Any) -> None:
     )
     be.add_argument("--resume", action="store_true", help="connect: resume TLS sessions")
     be.add_argument(
+        "--resume-ratio",
+        type=float,
+        metavar="R",
+        help="connect: the share of handshakes (0 to 1) that resume the previous session; "
+        "the table and JSON split TCP connect, TLS handshake and first-byte times by "
+        "TLS version and full/resumed",
+    )
+    be.add_argument(
         "--timeout",
         type=float,
         default=d("timeout"),
