@@ -73,12 +73,18 @@ def serve(src: Path, port: int, pki: Path, extra: list[str]) -> subprocess.Popen
 
 
 def measure(
-    src: Path, port: int, pki: Path, args: list[str], duration: float, extra: list[str]
+    src: Path,
+    port: int,
+    pki: Path,
+    args: list[str],
+    duration: float,
+    extra: list[str],
+    client: list[str],
 ) -> float:
     proc = serve(src, port, pki, extra)
     try:
         before = cpu_seconds(proc.pid)
-        cmd = ["taskset", "-c", "1", str(BIN / "tlsecho"), "bench", "--host", "localhost"]
+        cmd = ["taskset", "-c", "1", *client, "--host", "localhost"]
         cmd += ["--port", str(port), "--cafile", str(pki / "ca.crt"), "--json"]
         cmd += ["--duration", str(duration), "--warmup", "0", *args]
         out = subprocess.run(cmd, capture_output=True, timeout=duration + 120, check=True)
@@ -100,6 +106,12 @@ def main() -> None:
         default="warning",
         help="the servers' log level (info: a line per connection, as by default)",
     )
+    ap.add_argument(
+        "--client",
+        choices=["tlsecho", "go"],
+        default="tlsecho",
+        help="the load: tlsecho bench, or the compiled go_load (needs go)",
+    )
     ap.add_argument("--before-args", default="", help="options for the before server")
     ap.add_argument("--after-args", default="", help="options for the after server")
     args = ap.parse_args()
@@ -113,6 +125,13 @@ def main() -> None:
             subprocess.run([str(BIN / "tlsecho"), "cert", "--ca", "--out", str(pki)],
                            check=True, capture_output=True)  # fmt: skip
             trees = {"before": old / "src", "after": ROOT / "src"}
+            client = [str(BIN / "tlsecho"), "bench"]
+            if args.client == "go":
+                exe = Path(tmp) / "go_load"
+                env = {**os.environ, "GOCACHE": str(Path(tmp) / "gocache")}
+                peer = ROOT / "benchmarks" / "peers" / "go_load.go"
+                subprocess.run(["go", "build", "-o", str(exe), str(peer)], check=True, env=env)
+                client = [str(exe)]
             extra = {"before": shlex.split(args.before_args), "after": shlex.split(args.after_args)}
             cost: dict[tuple[str, str], list[float]] = {}
             port = 19400
@@ -120,7 +139,7 @@ def main() -> None:
                 for row, row_args in ROWS.items():
                     for name, src in trees.items():
                         port += 1
-                        us = measure(src, port, pki, row_args, args.duration, extra[name])
+                        us = measure(src, port, pki, row_args, args.duration, extra[name], client)
                         cost.setdefault((row, name), []).append(us)
                         print(f"round {rnd + 1} {row:48} {name:6} {us:8.1f} µs/op", flush=True)
         finally:

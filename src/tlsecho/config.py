@@ -196,8 +196,11 @@ class ServerConfig:
     """Refuse a client that has no ALPN protocol in common with ``alpn``."""
     keylog: Path | None = None
     """NSS key log file (default: ``$SSLKEYLOGFILE`` when set)."""
-    session_tickets: int | None = None
-    """TLS 1.3 session tickets sent per handshake (default: OpenSSL's, 2)."""
+    session_tickets: int | None = 1
+    """TLS 1.3 session tickets sent per handshake (None: OpenSSL's default,
+    2). One, as Go's server sends: a client resumes with one ticket and gets
+    a new one each time, and the second ticket cost 8 % of a new connection's
+    server time (BENCHMARKS.md)."""
     client_ca: Path | None = None
     """PEM CA certificates that client certificates must chain to."""
     client_auth: ClientAuth = "none"

@@ -410,6 +410,16 @@ def test_session_tickets(
     assert (b"Reused, TLSv1.3" in second.stdout) is reused, second.stdout
 
 
+@pytest.mark.parametrize(("tickets", "count"), [([], 1), (["--session-tickets", "2"], 2)])
+def test_session_tickets_per_handshake(
+    run_server: StartServer, ca_pki: Pki, tickets: list[str], count: int
+) -> None:
+    srv = run_server(*pki_args(ca_pki), *tickets)
+    p = s_client(srv.port, "-msg", "-CAfile", str(ca_pki.ca.cert), data=b"x\x00")
+    received = [ln for ln in p.stdout.decode("latin-1").splitlines() if ln.startswith("<<<")]
+    assert sum("NewSessionTicket" in ln for ln in received) == count, received
+
+
 # -- SNI ---------------------------------------------------------------------------
 def test_sni_chooses_the_certificate(run_server: StartServer, ca_pki: Pki, tmp_path: Path) -> None:
     (tmp_path / "api").mkdir()

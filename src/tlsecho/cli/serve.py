@@ -125,7 +125,9 @@ def add_parser(sub: Any) -> None:
     tls.add_argument(
         "--session-tickets",
         type=int,
-        help="TLS 1.3 session tickets per handshake (default: OpenSSL's 2; 0 disables)",
+        default=_d("session_tickets"),
+        help="TLS 1.3 session tickets per handshake (default: %(default)s; OpenSSL's is 2; "
+        "0 disables resumption)",
         metavar="N",
     )
     tls.add_argument(
