@@ -289,3 +289,19 @@ def client_context(config: ClientConfig) -> ssl.SSLContext:
         ctx.set_alpn_protocols(list(config.alpn))
     _keylog(ctx, config.keylog)
     return ctx
+
+
+def offered_groups() -> tuple[int, ...]:
+    """The key-exchange groups this process's OpenSSL allows (its
+    configuration applies to every context), as IANA code points: read off
+    a ClientHello it writes into memory."""
+    from tlsecho.clienthello import parse_client_hello
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="groups.check")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return parse_client_hello(out.read()).supported_groups

@@ -107,3 +107,16 @@ def test_library_messages_name_settings_the_cli_names_flags() -> None:
         ClientConfig(key=Path("k"))
     assert "--" not in str(info.value)
     assert info.value.render(flag_of).startswith("--cert and --key go together")
+
+
+def test_group_names() -> None:
+    from tlsecho._launch import _groups_argument
+    from tlsecho.groups import GROUP_CODES, group_list
+
+    assert group_list("x25519,P-384:secp256r1") == ["X25519", "P-384", "P-256"]
+    assert GROUP_CODES[group_list("X25519MLKEM768")[0]] == 4588
+    with pytest.raises(ValueError, match="unknown group 'p-999'"):
+        group_list("p-999")
+    assert _groups_argument(["serve", "--groups", "P-384"]) == "P-384"
+    assert _groups_argument(["serve", "--groups=X25519"]) == "X25519"
+    assert _groups_argument(["send", "--", "--groups", "x"]) is None

@@ -157,6 +157,13 @@ def add_parser(sub: Any) -> None:
             "--allow-* match admits; others: end=identity-refused, close_notify, no echo)",
         )
     tls.add_argument(
+        "--groups",
+        metavar="G1,G2",
+        help="key-exchange groups, in order (default: X25519,P-256,P-384): e.g. P-384 to "
+        "make an X25519 client retry (HelloRetryRequest), or X25519MLKEM768 "
+        "(post-quantum, OpenSSL 3.5+); for the whole process",
+    )
+    tls.add_argument(
         "--sni",
         action="append",
         default=[],
@@ -241,9 +248,42 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def check_groups(text: str) -> list[str]:
+    """The groups ``--groups`` asked for are the ones OpenSSL uses (an
+    OpenSSL that lacks one ignores the whole list, silently).
+
+    Raises:
+        ConfigError: a group this OpenSSL does not have.
+    """
+    import ssl
+
+    from tlsecho.groups import GROUP_CODES, group_list
+    from tlsecho.tls import offered_groups
+    from tlsecho.tlsnames import GROUPS, names
+
+    try:
+        wanted = group_list(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    got = offered_groups()
+    if tuple(GROUP_CODES[g] for g in wanted) != got:
+        missing = [g for g in wanted if GROUP_CODES[g] not in got]
+        pq = any("MLKEM" in g for g in missing)
+        raise ConfigError(
+            f"--groups {text}: this OpenSSL ({ssl.OPENSSL_VERSION}) does not offer "
+            f"{', '.join(missing) or 'them in that order'}"
+            + ("; post-quantum groups need OpenSSL 3.5 or later" if pq else "")
+            + f" (it would use {', '.join(names(GROUPS, got))})"
+        )
+    return wanted
+
+
 def run(args: argparse.Namespace) -> int:
     configure(level(args), fmt=args.log_format)
     config = build_config(args)
+    if args.groups is not None:
+        groups = check_groups(args.groups)
+        logging.getLogger("tlsecho.main").info("key-exchange groups: %s", ", ".join(groups))
     # Each connection is a descriptor: allow as many as the hard limit does.
     raise_fd_limit()
     if args.workers < 1:
