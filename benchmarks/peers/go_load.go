@@ -43,6 +43,17 @@ func (w *worker) fail(kind string) {
 	w.errors[kind]++
 }
 
+// open: a persistent connection for pingpong and stream (nil: it failed).
+func (w *worker) open(o options) *tls.Conn {
+	c, err := dial(o, tlsConfig(o))
+	if err != nil {
+		w.fail("connect: " + err.Error())
+		return nil
+	}
+	w.connections++
+	return c
+}
+
 // done counts an operation that began at t0, if it began after the warm-up.
 func (w *worker) done(t0, start time.Time) bool {
 	if !t0.After(start) {
@@ -113,13 +124,10 @@ func finish(c *tls.Conn, mode string) {
 }
 
 func pingpong(o options, w *worker, start, end time.Time, seed int64) {
-	cfg := tlsConfig(o)
-	c, err := dial(o, cfg)
-	if err != nil {
-		w.fail("connect: " + err.Error())
+	c := w.open(o)
+	if c == nil {
 		return
 	}
-	w.connections++
 	msg := payload(o.size, o.mode, seed)
 	buf := make([]byte, len(msg))
 	for {
@@ -146,13 +154,10 @@ func pingpong(o options, w *worker, start, end time.Time, seed int64) {
 }
 
 func stream(o options, w *worker, start, end time.Time, seed int64) {
-	cfg := tlsConfig(o)
-	c, err := dial(o, cfg)
-	if err != nil {
-		w.fail("connect: " + err.Error())
+	c := w.open(o)
+	if c == nil {
 		return
 	}
-	w.connections++
 	c.SetDeadline(end.Add(60 * time.Second))
 	chunk := payload(64*1024, "raw", seed)
 	var sent atomic.Int64
