@@ -5,6 +5,7 @@ fixture is in conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -176,3 +177,26 @@ class Harness:
             assert rss_kib(self.pid) <= self.rss + rss_slack_kib, (
                 f"RSS {rss_kib(self.pid)} KiB, baseline {self.rss} KiB"
             )
+
+
+def client_hello() -> bytes:
+    """A real TLS ClientHello, as bytes (made with an in-memory SSLObject)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
+
+
+def odd_groups(hello: bytes) -> bytes:
+    """The ClientHello with its supported_groups list length off by one."""
+    from tlsecho.clienthello import parse_client_hello
+
+    ch = parse_client_hello(hello)
+    data = ch.extension_data[ch.extension_types.index(0x000A)]
+    ext = b"\x00\x0a" + len(data).to_bytes(2, "big") + data
+    assert hello.count(ext) == 1
+    return hello.replace(ext, ext[:4] + (len(data) - 1).to_bytes(2, "big") + data[2:])

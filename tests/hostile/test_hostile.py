@@ -20,7 +20,9 @@ import pytest
 from tests.helpers import pump
 from tests.hostile.helpers import (
     Harness,
+    client_hello,
     fd_count,
+    odd_groups,
     read_to_close,
     recv_exactly,
     reset,
@@ -29,18 +31,6 @@ from tests.hostile.helpers import (
 from tlsecho.certs import Pki
 
 Make = Callable[..., Harness]
-
-
-def client_hello() -> bytes:
-    """A real TLS ClientHello, as bytes (made with an in-memory SSLObject)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
-    with contextlib.suppress(ssl.SSLWantReadError):
-        obj.do_handshake()
-    return outgoing.read()
 
 
 SSLV2_HELLO = (
@@ -591,17 +581,6 @@ def in_records(hello: bytes, size: int) -> bytes:
         b"\x16\x03\x01" + len(body[i : i + size]).to_bytes(2, "big") + body[i : i + size]
         for i in range(0, len(body), size)
     )
-
-
-def odd_groups(hello: bytes) -> bytes:
-    """The ClientHello with its supported_groups list length off by one."""
-    from tlsecho.clienthello import parse_client_hello
-
-    ch = parse_client_hello(hello)
-    data = ch.extension_data[ch.extension_types.index(0x000A)]
-    ext = b"\x00\x0a" + len(data).to_bytes(2, "big") + data
-    assert hello.count(ext) == 1
-    return hello.replace(ext, ext[:4] + (len(data) - 1).to_bytes(2, "big") + data[2:])
 
 
 def test_client_hello_in_one_byte_records_is_read_whole(hostile: Make) -> None:

@@ -125,3 +125,41 @@ def test_bench_refuses_mode_hello(hello_server: ServerProcess) -> None:
 
     p = run([*TLSECHO, "bench", "--port", str(hello_server.port), "--mode", "hello"])
     assert p.returncode == 2 and b"invalid choice: 'hello'" in p.stderr
+
+
+def test_hostile_clients_do_not_disturb_the_answers(
+    hello_server: ServerProcess, ca_pki: Pki
+) -> None:
+    """Garbage, a ClientHello with a malformed extension, a flood after the
+    handshake and a reset mid-answer; then a client still gets its answer,
+    and the server logged each in one line, no traceback."""
+    from tests.hostile.helpers import client_hello, odd_groups, reset
+
+    port = hello_server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"\x16\x03\x01\x00\x05hello, not tls")
+        s.recv(100)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(odd_groups(client_hello()))
+        s.recv(100)
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"x" * 1_000_000)  # discarded: hello mode echoes nothing
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        assert json.loads(answer)["negotiated"]["tls_version"] == "TLSv1.3"
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s2 = ctx.wrap_socket(raw, server_hostname="localhost")
+    reset(s2)
+    p = run(
+        [
+            *("openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{port}"),
+            *("-CAfile", str(ca_pki.ca.cert), "-servername", "localhost"),
+        ]
+    )
+    assert json.loads(p.stdout)["client_hello"]["ja4"]
+    hello_server.wait_for_record(outcome="answered", count=2)
+    assert hello_server.proc.poll() is None
+    assert not any("Traceback" in line for line in hello_server.lines())
