@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from tlsecho.errors import ConfigError, setting
+from tlsecho.faults import FaultSpec
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES, Mode
 
 __all__ = [
@@ -221,6 +222,8 @@ class ServerConfig:
     domains (``spiffe://example.org``)."""
     allow_spki_pin: tuple[str, ...] = ()
     """... whose public key has one of these pins (base64 SHA-256 of the SPKI)."""
+    faults: tuple[FaultSpec, ...] = ()
+    """Server-side faults (``--fault``, :mod:`tlsecho.faults`)."""
     fingerprint: bool = False
     """Read each ClientHello before OpenSSL does: JA4 in the log line, what
     the client offered (and JA3) in the JSON log. Off by default: it costs

@@ -73,6 +73,8 @@ class Outcome(enum.StrEnum):
     """No byte either way for ``--idle-timeout``."""
     SESSION_TIMEOUT = "session-timeout"
     """Open for ``--max-session``."""
+    FAULT = "fault"
+    """A ``--fault`` ended it (the ``fault`` field says which)."""
     SERVER_SHUTDOWN = "server-shutdown"
     """The server stopped while the connection was open."""
     ERROR = "error"
@@ -111,6 +113,8 @@ class ConnectionRecord:
     """The worker process that served it (``--workers``; None without)."""
     endpoint: str | None = None
     """The named listener that accepted it (``tlsecho badssl``; None without)."""
+    fault: str | None = None
+    """The ``--fault`` that fired on it (``alert=protocol_version``), if one did."""
     hello: RawClientHello | None = field(default=None, repr=False, compare=False)
     """The ClientHello (not a JSON key itself: the JSON log expands it)."""
 
@@ -137,6 +141,7 @@ class ConnectionRecord:
         worker: int | None = None,
         endpoint: str | None = None,
         hello: RawClientHello | None = None,
+        fault: str | None = None,
     ) -> ConnectionRecord:
         """The record of a connection that has just closed.
 
@@ -176,6 +181,7 @@ class ConnectionRecord:
             worker=worker,
             endpoint=endpoint,
             hello=hello,
+            fault=fault,
         )
 
     def as_fields(self) -> dict[str, Any]:

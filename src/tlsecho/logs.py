@@ -25,6 +25,8 @@ def connection_message(fields: Mapping[str, Any]) -> str:
     worker = f" worker={fields['worker']}" if fields.get("worker") is not None else ""
     if fields.get("endpoint"):
         worker += f" endpoint={fields['endpoint']}"
+    if fields.get("fault"):
+        worker += f" fault={fields['fault']}"
     return (
         f"done peer={fields['peer']}{via} tls={fields['tls_version'] or '-'}"
         f" cipher={fields['cipher'] or '-'} sni={fields['sni'] or '-'}"

@@ -93,6 +93,9 @@ class Metrics:
             registry=r,
         )
         self._ja4_seen: set[str] = set()
+        self.faults = Counter(
+            "tlsecho_faults", "--fault faults that fired, by fault", ["fault"], registry=r
+        )
         self.reloads = Counter(
             "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
         )
@@ -127,6 +130,8 @@ class Metrics:
             self.proxy_errors.inc()
         if record.hello is not None:
             self.client_hellos.labels(self._ja4_label(record.ja4)).inc()
+        if record.fault is not None:
+            self.faults.labels(record.fault).inc()
 
     def _ja4_label(self, ja4: str | None) -> str:
         if ja4 is None:

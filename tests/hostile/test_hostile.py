@@ -632,3 +632,22 @@ def test_bad_client_hellos(
         read_to_close(s)  # OpenSSL's alert, or the handshake timeout (1 s)
     h.connection(outcome="handshake-failed", reason=".+", ja4=ja4)
     h.settle()
+
+
+def test_faults_fire_only_where_they_were_asked_for(hostile: Make) -> None:
+    """Faults by SNI on the canary's server: 20 faulted connections of each
+    kind, and the canary (SNI localhost) never sees one."""
+    h = hostile(
+        *("--fault", "reset-after-hello@reset.test", "--fault", "alert=internal_error@alert.test"),
+        *("--fault", "close-after-hello@close.test"),
+    )
+    ctx = ssl.create_default_context(cafile=str(h.ca))
+    ctx.check_hostname = False
+    for sni in ("reset.test", "alert.test", "close.test"):
+        for _ in range(20):
+            raw = h.raw()
+            with raw, contextlib.suppress(OSError):  # ssl.SSLError included
+                ctx.wrap_socket(raw, server_hostname=sni)
+    for fault in ("reset-after-hello", "alert=internal_error", "close-after-hello"):
+        h.connection(count=20, fault=fault, outcome="fault")
+    h.settle()

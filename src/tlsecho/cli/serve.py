@@ -23,6 +23,7 @@ from tlsecho.cli.common import (
 )
 from tlsecho.config import ServerConfig, parse_listen, parse_sni
 from tlsecho.errors import ConfigError
+from tlsecho.faults import FaultSpec, parse_fault
 from tlsecho.logs import configure
 from tlsecho.net import raise_fd_limit
 from tlsecho.run import run_on_loop, run_until_signalled
@@ -157,6 +158,15 @@ def add_parser(sub: Any) -> None:
             "--allow-* match admits; others: end=identity-refused, close_notify, no echo)",
         )
     tls.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[=ARG][@SNI][~P]",
+        help="misbehave on purpose (repeatable): stall, close-after-hello, reset-after-hello, "
+        "alert=NAME (e.g. alert=protocol_version); @SNI limits it to clients asking for that "
+        "name, ~P fires it with probability P; the log line says fault=...",
+    )
+    tls.add_argument(
         "--groups",
         metavar="G1,G2",
         help="key-exchange groups, in order (default: X25519,P-256,P-384): e.g. P-384 to "
@@ -244,8 +254,16 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         allow_dns=tuple(args.allow_dns),
         allow_uri=tuple(args.allow_uri),
         allow_spki_pin=tuple(args.allow_spki_pin),
+        faults=tuple(_faults(args.fault)),
         metrics=parse_listen(args.metrics, what="--metrics") if args.metrics else None,
     )
+
+
+def _faults(specs: list[str]) -> list[FaultSpec]:
+    try:
+        return [parse_fault(spec) for spec in specs]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_groups(text: str) -> list[str]:

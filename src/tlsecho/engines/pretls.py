@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Sequence
 
 from tlsecho.clienthello import (
     MAX_CLIENT_HELLO,
@@ -25,12 +26,17 @@ from tlsecho.clienthello import (
     ClientHelloParser,
     RawClientHello,
 )
+from tlsecho.faults import ALERTS, FaultSpec, alert_record, pick
+from tlsecho.logs import get_logger
+from tlsecho.net import Address, format_address
 from tlsecho.proxy_protocol import Accept, ProxyHeader, ProxyParser
 
-__all__ = ["HelloPeek", "ProxyPeek"]
+__all__ = ["HelloPeek", "ProxyPeek", "client_of", "hello_fault"]
 
 # PROXY headers are peeked (the ClientHello stays for OpenSSL) in steps this big.
 _PROXY_PEEK = 4096
+
+log = get_logger("echo")
 
 # One buffer for every peek in this process (one event loop, one thread).
 _SCRATCH = bytearray(MAX_CLIENT_HELLO)
@@ -116,3 +122,40 @@ class ProxyPeek:
         # Incomplete: all of it is header; complete: exactly the header's bytes.
         sock.recv(used)
         return self._parser.header
+
+
+def hello_fault(
+    sock: socket.socket, faults: Sequence[FaultSpec], raw: RawClientHello | None
+) -> tuple[FaultSpec | None, str | None]:
+    """The fault for this ClientHello, if one fires, and the server name it
+    asked for. The faults that close are done here: the ClientHello is taken
+    off the socket first (closing with unread bytes would send a reset),
+    then the alert and the FIN, or the RST."""
+    if not faults:
+        return None, None
+    hello = raw.parsed() if raw is not None else None
+    sni = hello.server_name if hello is not None else None
+    fault = pick(faults, sni)
+    if fault is None or fault.name == "stall":
+        return fault, sni
+    if fault.name == "reset-after-hello":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        return fault, sni
+    with contextlib.suppress(OSError):
+        while sock.recv(MAX_CLIENT_HELLO):
+            pass
+    if fault.name == "alert" and fault.arg is not None:
+        with contextlib.suppress(OSError):
+            sock.send(alert_record(ALERTS[fault.arg]))
+    return fault, sni
+
+
+def client_of(header: ProxyHeader, real_peer: Address, tag: str | None) -> Address:
+    """The client a PROXY header names (else the TCP peer); with ``tag``,
+    the header's debug line."""
+    if tag is not None:
+        src = format_address(header.source) if header.source else "-"
+        log.debug(header.describe(src, format_address(real_peer)), extra={"tag": tag})
+    if header.command == "PROXY" and header.source is not None and header.family != "UNIX":
+        return header.source
+    return real_peer

@@ -24,12 +24,12 @@ from typing import Any
 from tlsecho.answer import hello_document
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
-from tlsecho.engines.pretls import HelloPeek, ProxyPeek
+from tlsecho.engines.pretls import HelloPeek, ProxyPeek, client_of, hello_fault
 from tlsecho.framing import Framing, HelloFraming, make_framing
 from tlsecho.identity import check_client
 from tlsecho.logs import connection_message, get_logger
-from tlsecho.net import Address, format_address
-from tlsecho.proxy_protocol import ProxyHeader, ProxyProtocolError
+from tlsecho.net import Address
+from tlsecho.proxy_protocol import ProxyProtocolError
 from tlsecho.tls import server_name_of
 
 __all__ = ["TlsConnection"]
@@ -74,6 +74,7 @@ class TlsConnection:
         "alpn",
         "cipher",
         "client_cert",
+        "fault",
         "peer",
         "real_peer",
         "sni",
@@ -93,7 +94,7 @@ class TlsConnection:
         self._fd = sock.fileno()
         self._framing: Framing = make_framing(cfg.mode, max_line=cfg.max_line)
         self._proxy = ProxyPeek(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
-        self._hello = HelloPeek() if cfg.fingerprint or cfg.mode == "hello" else None
+        self._hello = HelloPeek() if cfg.fingerprint or cfg.faults or cfg.mode == "hello" else None
         first = State.HELLO if self._hello else State.HANDSHAKE
         self._state = State.PROXY if self._proxy else first
         self._outcome: Outcome | None = None
@@ -121,6 +122,7 @@ class TlsConnection:
         self.version = self.cipher = self.alpn = self.sni = "-"
         self.client_cert: str | None = None
         """The client certificate's subject, when one was presented."""
+        self.fault: str | None = None
 
     @property
     def tag(self) -> str:
@@ -193,21 +195,13 @@ class TlsConnection:
             self._fail(Outcome.PROXY_ERROR, exc)
             return
         if header is not None:
-            self._apply_proxy_header(header)
+            self.peer = client_of(header, self.real_peer, self.tag if self._debug else None)
             self._begin_tls()
-
-    def _apply_proxy_header(self, header: ProxyHeader) -> None:
-        if header.command == "PROXY" and header.source is not None and header.family != "UNIX":
-            self.peer = header.source
-        if self._debug:
-            src = format_address(header.source) if header.source else "-"
-            text = header.describe(src, format_address(self.real_peer))
-            log_conn.debug(text, extra={"tag": self.tag})
 
     # -- handshake ------------------------------------------------------------
     def _begin_tls(self) -> None:
         """Peek at the ClientHello until it is whole, then hand over to OpenSSL."""
-        hello = self._hello
+        hello, cfg = self._hello, self._server.config
         if hello is not None:
             if self._state is State.PROXY:
                 self._enter(State.HELLO)
@@ -215,6 +209,11 @@ class TlsConnection:
                 self._want_read(True)
                 return
             hello.reset(self._raw)
+            fault, sni = hello_fault(self._raw, cfg.faults, hello.result)
+            if fault is not None:  # stall: silent until the handshake deadline
+                self.fault, self.sni = fault.label, sni or "-"
+                self._want_read(False) if fault.name == "stall" else self._fail(Outcome.FAULT, None)
+                return
         if self._state is not State.HANDSHAKE:
             self._enter(State.HANDSHAKE)
         self._wrap()
@@ -597,4 +596,5 @@ class TlsConnection:
             worker=self._server.worker,
             endpoint=self._server.name,
             hello=self._hello.result if self._hello else None,
+            fault=self.fault,
         )

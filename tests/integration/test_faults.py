@@ -1,0 +1,130 @@
+"""--fault: each handshake fault against real clients (Python's ssl,
+openssl s_client, curl), by SNI on one port, while a client asking for
+another name is served as usual; the log line and the metrics name it."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import TLSECHO, ServerProcess, scrape, start_server, stop_cleanly
+from tlsecho.certs import Pki
+
+FAULTS = [
+    "alert=protocol_version@old.test",
+    "reset-after-hello@reset.test",
+    "close-after-hello@close.test",
+    "stall@stall.test",
+]
+
+
+@pytest.fixture(scope="module")
+def faulty(ca_pki: Pki) -> Iterator[ServerProcess]:
+    args = [a for f in FAULTS for a in ("--fault", f)]
+    srv = start_server(
+        *("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)),
+        *("--log-format", "json", "--handshake-timeout", "2", "--metrics", "127.0.0.1:0"),
+        *args,
+    )
+    yield srv
+    stop_cleanly(srv)
+
+
+def python_client(port: int, ca_pki: Pki, sni: str, timeout: float = 10) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    ctx.check_hostname = False  # the certificate is for localhost; the SNI picks the fault
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with raw, ctx.wrap_socket(raw, server_hostname=sni) as s:
+        s.sendall(b"fine\x00")
+        return s.recv(100)
+
+
+def test_the_others_are_served(faulty: ServerProcess, ca_pki: Pki) -> None:
+    assert python_client(faulty.port, ca_pki, "ok.test") == b"fine"
+    rec = faulty.wait_for_record(sni="ok.test", outcome="terminated")[0]
+    assert rec["fault"] is None
+
+
+def test_alert(faulty: ServerProcess, ca_pki: Pki) -> None:
+    with pytest.raises(ssl.SSLError) as info:
+        python_client(faulty.port, ca_pki, "old.test")
+    assert "PROTOCOL_VERSION" in str(info.value.reason)
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{faulty.port}", "-servername", "old.test"]
+    p = subprocess.run(cmd, input=b"", capture_output=True, timeout=20, check=False)
+    assert p.returncode != 0 and b"alert number 70" in p.stdout + p.stderr
+    url = f"https://old.test:{faulty.port}/"
+    c = subprocess.run(
+        ["curl", "-s", "-S", "-m", "5", "--resolve", f"old.test:{faulty.port}:127.0.0.1", url],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert c.returncode == 35 and b"protocol version" in c.stderr.lower()
+    recs = faulty.wait_for_record(count=3, fault="alert=protocol_version", outcome="fault")
+    assert all(r["sni"] == "old.test" for r in recs)
+
+
+def test_reset_and_close(faulty: ServerProcess, ca_pki: Pki) -> None:
+    with pytest.raises(ConnectionResetError):
+        python_client(faulty.port, ca_pki, "reset.test")
+    with pytest.raises(ssl.SSLEOFError):
+        python_client(faulty.port, ca_pki, "close.test")
+    faulty.wait_for_record(fault="reset-after-hello", outcome="fault")
+    faulty.wait_for_record(fault="close-after-hello", outcome="fault")
+
+
+def test_stall(faulty: ServerProcess, ca_pki: Pki) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        python_client(faulty.port, ca_pki, "stall.test", timeout=1)
+    assert time.monotonic() - started >= 1  # nothing came back for the whole second
+    rec = faulty.wait_for_record(fault="stall")[0]
+    # The server gives up at --handshake-timeout (2 s).
+    assert rec["outcome"] == "handshake-failed" and rec["reason"] == "handshake timed out"
+    assert rec["duration_s"] >= 2
+
+
+def test_metrics_count_the_faults(faulty: ServerProcess, ca_pki: Pki) -> None:
+    with pytest.raises(ConnectionResetError):
+        python_client(faulty.port, ca_pki, "reset.test")
+    faulty.wait_for_record(fault="reset-after-hello", outcome="fault")
+    url = faulty.wait_for(r"metrics on http://")[0].split("metrics on ", 1)[1].strip()
+    m = scrape(url)
+    assert m[("tlsecho_faults_total", (("fault", "reset-after-hello"),))] >= 1
+
+
+def test_probability(ca_pki: Pki) -> None:
+    srv = start_server(
+        *("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)),
+        *("--log-format", "json", "--fault", "close-after-hello~0.5"),
+    )
+    try:
+        fired = 0
+        for _ in range(40):
+            try:
+                assert python_client(srv.port, ca_pki, "localhost") == b"fine"
+            except ssl.SSLEOFError:
+                fired += 1
+        assert 6 <= fired <= 34, fired  # half of 40, give or take chance (p < 1e-5 outside)
+        srv.wait_for_record(count=fired, fault="close-after-hello")
+    finally:
+        stop_cleanly(srv)
+
+
+def test_bad_fault_is_a_usage_error() -> None:
+    p = subprocess.run(
+        [*TLSECHO, "serve", "--port", "0", "--fault", "alert=nonsense"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert (
+        p.stderr.decode().strip().splitlines() == [p.stderr.decode().strip().splitlines()[-1]]
+        and "unknown alert 'nonsense'" in p.stderr.decode()
+    )
