@@ -85,6 +85,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         "reason",
         "worker",
         "endpoint",
+        "fault",
     }
     hello_keys = {
         "ja3",
