@@ -210,9 +210,11 @@ class TlsConnection:
                 return
             hello.reset(self._raw)
             fault, sni = hello_fault(self._raw, cfg.faults, hello.result)
-            if fault is not None:  # stall: silent until the handshake deadline
+            if fault is not None:
                 self.fault, self.sni = fault.label, sni or "-"
-                self._want_read(False) if fault.name == "stall" else self._fail(Outcome.FAULT, None)
+                self._want_read(False)  # stall: silent until the handshake deadline
+                if fault.name != "stall":
+                    self._fail(Outcome.FAULT, None)
                 return
         if self._state is not State.HANDSHAKE:
             self._enter(State.HANDSHAKE)
@@ -220,8 +222,7 @@ class TlsConnection:
 
     def _wrap(self) -> None:
         try:
-            # Ragged EOFs raise, so a close without close_notify is told
-            # apart from a clean end of stream in the log.
+            # Ragged EOFs raise: a close without close_notify shows in the log.
             self._sock = self._server.tls.context.wrap_socket(
                 self._raw,
                 server_side=True,
@@ -231,8 +232,7 @@ class TlsConnection:
         except OSError as exc:
             self._fail(Outcome.HANDSHAKE_FAILED, exc)
             return
-        # The wrapped socket owns the descriptor now (wrap_socket detached the
-        # plain one): shutdown() in _linger() must go through it.
+        # wrap_socket detached the plain socket: shutdown() in _linger() goes here.
         self._raw = self._sock
         self._io = getattr(self._sock, "_sslobj", None) or self._sock
         self._handshake()
