@@ -15,6 +15,14 @@ Faults at the ClientHello (the server has read it, OpenSSL has not):
 - ``alert=NAME``: a fatal alert of that name (``handshake_failure``,
   ``protocol_version``, ``unrecognized_name``, ``internal_error``, ...)
   instead of a ServerHello, then close.
+
+Faults on the echo (toxiproxy's words), as a wrapper around the framing
+(:class:`EchoFault`):
+
+- ``limit=N``: echo N bytes, then close_notify;
+- ``stall-after=N``: echo N bytes, then silence (what comes later is read
+  and dropped; the session ends at ``--idle-timeout`` or when the client
+  closes).
 """
 
 from __future__ import annotations
@@ -22,8 +30,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ALERTS", "FAULTS", "FaultSpec", "alert_record", "parse_fault", "pick"]
+__all__ = [
+    "ALERTS",
+    "ECHO_FAULTS",
+    "FAULTS",
+    "EchoFault",
+    "FaultSpec",
+    "alert_record",
+    "parse_fault",
+    "pick",
+]
 
 #: TLS alert descriptions (RFC 8446 6, RFC 5246 7.2), the fatal ones.
 ALERTS = {
@@ -55,7 +73,16 @@ ALERTS = {
 }
 
 #: The faults this server has, and whether each takes an argument.
-FAULTS = {"stall": False, "close-after-hello": False, "reset-after-hello": False, "alert": True}
+FAULTS = {
+    "stall": False,
+    "close-after-hello": False,
+    "reset-after-hello": False,
+    "alert": True,
+    "limit": True,
+    "stall-after": True,
+}
+#: The faults that act on the echo, not at the ClientHello.
+ECHO_FAULTS = ("limit", "stall-after")
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,8 @@ def parse_fault(text: str) -> FaultSpec:
         )
     if name == "alert" and arg not in ALERTS:
         raise ValueError(f"--fault {text}: unknown alert {arg!r} (known: {', '.join(ALERTS)})")
+    if name in ECHO_FAULTS and not (arg.isdigit() and int(arg) >= 0):
+        raise ValueError(f"--fault {text}: {name} takes a number of bytes")
     probability = 1.0
     if prob:
         try:
@@ -121,3 +150,44 @@ def pick(
 def alert_record(description: int, version: int = 0x0303) -> bytes:
     """A fatal alert as a plaintext TLS record (before any key is agreed)."""
     return bytes([21, version >> 8, version & 0xFF, 0, 2, 2, description])
+
+
+class EchoFault:
+    """A framing that echoes at most ``N`` bytes of what the one it wraps
+    would: then ``limit`` ends the session (close_notify), ``stall-after``
+    goes silent. The counters are the wrapped framing's, so the connection's
+    line says ``echo cut short: K bytes not sent``."""
+
+    __slots__ = ("_inner", "_left", "_limit", "finished")
+
+    def __init__(self, inner: Any, fault: FaultSpec) -> None:
+        self._inner = inner
+        self._left = int(fault.arg or 0)
+        self._limit = fault.name == "limit"
+        self.finished = self._limit and self._left == 0
+
+    @property
+    def bytes_in(self) -> int:
+        return int(self._inner.bytes_in)
+
+    @property
+    def bytes_out(self) -> int:
+        """What the echo would have been (the engine counts what went out)."""
+        return int(self._inner.bytes_out)
+
+    @property
+    def discarded(self) -> int:
+        return int(self._inner.discarded)
+
+    @property
+    def terminated(self) -> bool:
+        return bool(self._inner.terminated)
+
+    def receive_data(self, data: bytes) -> bytes:
+        """The wrapped framing's echo, cut at the limit."""
+        echo: bytes = self._inner.receive_data(data)
+        echo = echo[: self._left]
+        self._left -= len(echo)
+        # limit: over once N bytes are out; stall-after: silent, on until it ends.
+        self.finished = self._inner.finished or (self._limit and self._left == 0)
+        return echo

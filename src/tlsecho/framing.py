@@ -57,13 +57,19 @@ class LineTooLongError(FramingError):
 
 
 class Framing(Protocol):
-    """What the server needs of a framing."""
+    """What the server needs of a framing (read-only: a wrapper such as
+    :class:`tlsecho.faults.EchoFault` may compute them)."""
 
-    bytes_in: int
-    bytes_out: int
-    discarded: int
-    finished: bool
-    terminated: bool
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def bytes_out(self) -> int: ...
+    @property
+    def discarded(self) -> int: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def terminated(self) -> bool: ...
 
     def receive_data(self, data: bytes) -> bytes: ...
 

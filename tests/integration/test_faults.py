@@ -128,3 +128,42 @@ def test_bad_fault_is_a_usage_error() -> None:
         p.stderr.decode().strip().splitlines() == [p.stderr.decode().strip().splitlines()[-1]]
         and "unknown alert 'nonsense'" in p.stderr.decode()
     )
+
+
+def test_echo_faults_with_real_clients(ca_pki: Pki) -> None:
+    srv = start_server(
+        *("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)),
+        *("--log-format", "json", "--fault", "limit=5@limit.test"),
+        *("--fault", "stall-after=3@slow.test", "--idle-timeout", "2"),
+    )
+    try:
+        # limit: 5 bytes, then close_notify; tlsecho send says the echo was short.
+        # (--insecure: the certificate names localhost; the SNI picks the fault.)
+        p = subprocess.run(
+            [
+                *(*TLSECHO, "send", "--port", str(srv.port), "--host", "127.0.0.1"),
+                *("--insecure", "--servername", "limit.test", "hello world"),
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert p.returncode == 1
+        assert "server closed early after 5 of 11 bytes" in p.stderr.decode()
+        rec = srv.wait_for_record(fault="limit=5")[0]
+        assert rec["bytes_out"] == 5 and rec["reason"] == "echo cut short: 6 bytes not sent"
+        # stall-after: 3 bytes, then silence (s_client waits; the server's idle
+        # timeout ends it with close_notify).
+        cmd = ["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{srv.port}"]
+        cmd += ["-servername", "slow.test", "-CAfile", str(ca_pki.ca.cert), "-ign_eof"]
+        started = time.monotonic()
+        s = subprocess.run(cmd, input=b"abcdef", capture_output=True, timeout=30, check=False)
+        assert s.stdout == b"abc"
+        assert time.monotonic() - started >= 2
+        rec = srv.wait_for_record(fault="stall-after=3")[0]
+        assert rec["outcome"] == "idle-timeout" and rec["bytes_out"] == 3
+        # Another name: the whole echo.
+        ok = python_client(srv.port, ca_pki, "ok.test")
+        assert ok == b"fine"
+    finally:
+        stop_cleanly(srv)

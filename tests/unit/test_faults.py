@@ -51,3 +51,25 @@ def test_pick_by_sni_and_probability() -> None:
 
 def test_alert_record() -> None:
     assert alert_record(70) == bytes.fromhex("15030300020246")
+
+
+def test_echo_faults() -> None:
+    from tlsecho.faults import EchoFault
+    from tlsecho.framing import make_framing
+
+    limit = EchoFault(make_framing("nul"), parse_fault("limit=5"))
+    assert limit.receive_data(b"abc") == b"abc" and not limit.finished
+    assert limit.receive_data(b"defgh") == b"de" and limit.finished
+    assert (limit.bytes_in, limit.bytes_out) == (8, 8)  # what the echo would have been
+    stall = EchoFault(make_framing("raw"), parse_fault("stall-after=2"))
+    assert stall.receive_data(b"abcd") == b"ab" and not stall.finished
+    assert stall.receive_data(b"ef") == b"" and not stall.finished  # silent, not over
+    assert stall.receive_data(b"") == b"" and stall.finished  # until the client ends it
+    zero = EchoFault(make_framing("nul"), parse_fault("limit=0"))
+    assert zero.finished
+
+
+@pytest.mark.parametrize("text", ["limit", "limit=-1", "stall-after=x"])
+def test_echo_fault_needs_a_byte_count(text: str) -> None:
+    with pytest.raises(ValueError, match="takes"):
+        parse_fault(text)

@@ -163,8 +163,9 @@ def add_parser(sub: Any) -> None:
         default=[],
         metavar="NAME[=ARG][@SNI][~P]",
         help="misbehave on purpose (repeatable): stall, close-after-hello, reset-after-hello, "
-        "alert=NAME (e.g. alert=protocol_version); @SNI limits it to clients asking for that "
-        "name, ~P fires it with probability P; the log line says fault=...",
+        "alert=NAME (e.g. alert=protocol_version), limit=N, stall-after=N (echo bytes); "
+        "@SNI limits it to clients asking for that name, ~P fires it with probability P; "
+        "the log line says fault=...",
     )
     tls.add_argument(
         "--groups",

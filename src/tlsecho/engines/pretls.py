@@ -26,7 +26,7 @@ from tlsecho.clienthello import (
     ClientHelloParser,
     RawClientHello,
 )
-from tlsecho.faults import ALERTS, FaultSpec, alert_record, pick
+from tlsecho.faults import ALERTS, ECHO_FAULTS, FaultSpec, alert_record, pick
 from tlsecho.logs import get_logger
 from tlsecho.net import Address, format_address
 from tlsecho.proxy_protocol import Accept, ProxyHeader, ProxyParser
@@ -136,7 +136,7 @@ def hello_fault(
     hello = raw.parsed() if raw is not None else None
     sni = hello.server_name if hello is not None else None
     fault = pick(faults, sni)
-    if fault is None or fault.name == "stall":
+    if fault is None or fault.name == "stall" or fault.name in ECHO_FAULTS:
         return fault, sni
     if fault.name == "reset-after-hello":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

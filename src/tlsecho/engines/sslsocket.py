@@ -25,6 +25,7 @@ from tlsecho.answer import hello_document
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
 from tlsecho.engines.pretls import HelloPeek, ProxyPeek, client_of, hello_fault
+from tlsecho.faults import ECHO_FAULTS, EchoFault
 from tlsecho.framing import Framing, HelloFraming, make_framing
 from tlsecho.identity import check_client
 from tlsecho.logs import connection_message, get_logger
@@ -129,11 +130,6 @@ class TlsConnection:
         """The log lines' prefix: made when needed, not held by idle connections."""
         return f"echo_{self.peer[0]}_{self.peer[1]}"
 
-    @property
-    def state(self) -> State:
-        """Where the connection is now."""
-        return self._state
-
     def _enter(self, state: State) -> None:
         """Move to ``state``; only the changes in :data:`TRANSITIONS` exist."""
         if state not in TRANSITIONS[self._state]:
@@ -212,10 +208,13 @@ class TlsConnection:
             fault, sni = hello_fault(self._raw, cfg.faults, hello.result)
             if fault is not None:
                 self.fault, self.sni = fault.label, sni or "-"
-                self._want_read(False)  # stall: silent until the handshake deadline
-                if fault.name != "stall":
-                    self._fail(Outcome.FAULT, None)
-                return
+                if fault.name in ECHO_FAULTS:  # the echo is cut: the handshake goes on
+                    self._framing = EchoFault(self._framing, fault)
+                else:
+                    self._want_read(False)  # stall: silent until the handshake deadline
+                    if fault.name != "stall":
+                        self._fail(Outcome.FAULT, None)
+                    return
         if self._state is not State.HANDSHAKE:
             self._enter(State.HANDSHAKE)
         self._wrap()
