@@ -20,7 +20,7 @@ class Progress:
         from rich.console import Console
         from rich.live import Live
 
-        self._console = Console(file=stream)
+        self._console = Console(file=stream, emoji=False)
         self._live = Live("starting", console=self._console, transient=True, auto_refresh=False)
         self._t0 = time.monotonic()
         self._measured_after = measured_after
@@ -94,7 +94,7 @@ def render(r: dict[str, Any], stream: TextIO) -> None:
         t.add_row("sent late", f"{r['late']:,} (more than one interval after they were due)")
     errors = r["errors"]
     t.add_row("errors", ", ".join(f"{k}: {v}" for k, v in errors.items()) if errors else "none")
-    console = Console(file=stream, width=110)
+    console = Console(file=stream, width=110, emoji=False, markup=False)
     console.print(title, highlight=False)
     console.print(t)
 
@@ -137,7 +137,7 @@ def compare(a_path: Path, b_path: Path, stream: TextIO) -> None:
     for key in ("mismatched_bytes",):
         t.add_row("wrong bytes", str(a.get(key)), str(b.get(key)), "")
     t.add_row("errors", str(sum(a["errors"].values())), str(sum(b["errors"].values())), "")
-    Console(file=stream, width=110).print(t)
+    Console(file=stream, width=110, emoji=False, markup=False).print(t)
     if (a.get("scenario"), a.get("size")) != (b.get("scenario"), b.get("size")):
         stream.write("note: B ran a different scenario or size\n")
 

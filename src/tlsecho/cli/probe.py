@@ -90,7 +90,8 @@ def _print_probe(r: ProbeResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    # Peer-controlled text: no emoji codes (':CD:' in a fingerprint), no markup.
+    console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
     summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
     summary.add_column(style="bold")
     summary.add_column(overflow="fold")

@@ -86,7 +86,8 @@ def print_answer(answer: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    # Peer-controlled text: no emoji codes (':CD:' in a fingerprint), no markup.
+    console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
     got = answer.get("negotiated") or {}
     cert = got.get("client_certificate")
     table = Table(title=f"negotiated with {answer.get('peer', '?')}", show_header=False)
