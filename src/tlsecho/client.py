@@ -90,8 +90,12 @@ class _Verifier:
                     f"echo mismatch at byte {at}: got more bytes back than were sent "
                     f"(0x{data[i]:02x} after {at} bytes)"
                 )
+            hint = ""
+            if at == 0 and data.startswith(b'{\n  "tlsecho"'):
+                # A --mode hello server answers with its JSON whatever comes.
+                hint = f" (the server answered JSON: use {setting('mode')} hello)"
             raise EchoMismatchError(
-                f"echo mismatch at byte {at}: sent 0x{head[i]:02x}, got 0x{data[i]:02x}"
+                f"echo mismatch at byte {at}: sent 0x{head[i]:02x}, got 0x{data[i]:02x}{hint}"
             )
         del self.expected[:n]
         self.offset += n

@@ -112,6 +112,15 @@ def test_send_mode_hello(hello_server: ServerProcess, ca_pki: Pki) -> None:
     assert "what this client offered" in out and answer["client_hello"]["ja4"][:10] in out
 
 
+def test_send_without_mode_hello_is_told_to_use_it(
+    hello_server: ServerProcess, ca_pki: Pki
+) -> None:
+    p = send(hello_server.port, "--cafile", str(ca_pki.ca.cert), "hi")
+    assert p.returncode == 1
+    last = p.stderr.decode().strip().splitlines()[-1]
+    assert last.endswith("(the server answered JSON: use --mode hello)"), last
+
+
 def test_send_mode_hello_against_an_echo_server(server: ServerProcess, pki: Any) -> None:
     # An echo server answers nothing until it sees a NUL: a clear timeout,
     # then no traceback.
