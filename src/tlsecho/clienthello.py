@@ -22,6 +22,7 @@ from tlsecho.tlsext import DECODERS, ClientHelloError, Ext, u16_list, vector
 from tlsecho.tlsnames import (
     CIPHER_SUITES,
     EXTENSIONS,
+    GREASE,
     GROUPS,
     SIGNATURE_SCHEMES,
     is_grease,
@@ -52,7 +53,6 @@ _RECORD_MAX = 16384 + 2048  # RFC 8446 5.2: a record's largest length
 _VERSION_CODES = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}
 _EXT_HEADER = struct.Struct(">HH").unpack_from
 _UNSEEN, _ABSENT, _MALFORMED = object(), object(), object()
-_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 
 
 class Extension(NamedTuple):
@@ -231,14 +231,14 @@ class ClientHello:
     def ja3(self, *, sort_extensions: bool = False) -> str:
         """The JA3 string (JA3N with ``sort_extensions``): decimal fields,
         GREASE removed."""
-        exts = [t for t in self.extension_types if t not in _GREASE]
+        exts = [t for t in self.extension_types if t not in GREASE]
         if sort_extensions:
             exts.sort()
         fields = [
             str(self.legacy_version),
-            "-".join(str(c) for c in self.cipher_suites if c not in _GREASE),
+            "-".join(str(c) for c in self.cipher_suites if c not in GREASE),
             "-".join(str(t) for t in exts),
-            "-".join(str(g) for g in self.supported_groups if g not in _GREASE),
+            "-".join(str(g) for g in self.supported_groups if g not in GREASE),
             "-".join(str(f) for f in self.ec_point_formats),
         ]
         return ",".join(fields)
@@ -256,10 +256,10 @@ class ClientHello:
         return cached_ja4(key, self._ja4_compute)
 
     def _ja4_compute(self) -> tuple[str, str]:
-        versions = [v for v in self.supported_versions if v not in _GREASE]
+        versions = [v for v in self.supported_versions if v not in GREASE]
         version = max(versions) if versions else self.legacy_version
-        ciphers = sorted(c for c in self.cipher_suites if c not in _GREASE)
-        types = [t for t in self.extension_types if t not in _GREASE]
+        ciphers = sorted(c for c in self.cipher_suites if c not in GREASE)
+        types = [t for t in self.extension_types if t not in GREASE]
         sni = "d" if Ext.SERVER_NAME in types else "i"
         a = (
             f"t{_VERSION_CODES.get(version, '00')}{sni}"

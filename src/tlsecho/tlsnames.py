@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "CIPHER_SUITES",
     "EXTENSIONS",
+    "GREASE",
     "GROUPS",
     "SIGNATURE_SCHEMES",
     "is_grease",
@@ -22,9 +23,13 @@ __all__ = [
 ]
 
 
+#: The GREASE values (RFC 8701): 0x0A0A, 0x1A1A, ..., 0xFAFA.
+GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+
+
 def is_grease(value: int) -> bool:
-    """A GREASE value (RFC 8701): 0x0A0A, 0x1A1A, ..., 0xFAFA."""
-    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+    """A GREASE value (RFC 8701)."""
+    return value in GREASE
 
 
 def name(table: Mapping[int, str], value: int) -> str:
