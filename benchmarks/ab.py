@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from compare import build_go_load  # benchmarks/compare.py, beside this file
+
 TIMES = "\u00d7"
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -127,11 +129,10 @@ def main() -> None:
             trees = {"before": old / "src", "after": ROOT / "src"}
             client = [str(BIN / "tlsecho"), "bench"]
             if args.client == "go":
-                exe = Path(tmp) / "go_load"
-                env = {**os.environ, "GOCACHE": str(Path(tmp) / "gocache")}
-                peer = ROOT / "benchmarks" / "peers" / "go_load.go"
-                subprocess.run(["go", "build", "-o", str(exe), str(peer)], check=True, env=env)
-                client = [str(exe)]
+                go_load = build_go_load(Path(tmp))
+                if go_load is None:
+                    raise SystemExit("ab.py --client go needs go (make bench-tools)")
+                client = go_load
             extra = {"before": shlex.split(args.before_args), "after": shlex.split(args.after_args)}
             cost: dict[tuple[str, str], list[float]] = {}
             port = 19400
