@@ -31,6 +31,7 @@ __all__ = [
     "default_arg",
     "flag_of",
     "level",
+    "peer_console",
     "seconds_or_off",
     "subcommand",
     "workers",
@@ -226,3 +227,12 @@ def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
     """The ClientConfig of send, bench and probe, from the options of
     :func:`add_client_tls` and those named like ClientConfig's fields."""
     return config_from_args(ClientConfig, args, **overrides)
+
+
+def peer_console() -> Any:
+    """A rich console for tables of what a peer sent: no emoji codes (a
+    fingerprint's ``:CD:`` would become one), no markup (``[b]`` in a
+    certificate subject would be read as style)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, emoji=False, markup=False)

@@ -7,7 +7,14 @@ import json
 import sys
 from typing import Any
 
-from tlsecho.cli.common import add_client_tls, client_config, default, flag_of, subcommand
+from tlsecho.cli.common import (
+    add_client_tls,
+    client_config,
+    default,
+    flag_of,
+    peer_console,
+    subcommand,
+)
 from tlsecho.config import ClientConfig, parse_listen
 from tlsecho.errors import PeerError
 from tlsecho.net import format_address
@@ -87,11 +94,9 @@ def _verify_error(r: ProbeResult) -> str:
 
 
 def _print_probe(r: ProbeResult) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    # Peer-controlled text: no emoji codes (':CD:' in a fingerprint), no markup.
-    console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    console = peer_console()
     summary = Table(title=f"TLS probe of {format_address((r.host, r.port))}", show_header=False)
     summary.add_column(style="bold")
     summary.add_column(overflow="fold")

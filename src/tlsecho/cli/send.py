@@ -19,6 +19,7 @@ from tlsecho.cli.common import (
     client_config,
     default,
     level,
+    peer_console,
     subcommand,
 )
 from tlsecho.client import EchoClient
@@ -83,11 +84,9 @@ def _join(values: object, empty: str = "none") -> str:
 
 def print_answer(answer: dict[str, Any]) -> None:
     """A ``--mode hello`` answer as two tables: negotiated, then offered."""
-    from rich.console import Console
     from rich.table import Table
 
-    # Peer-controlled text: no emoji codes (':CD:' in a fingerprint), no markup.
-    console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    console = peer_console()
     got = answer.get("negotiated") or {}
     cert = got.get("client_certificate")
     table = Table(title=f"negotiated with {answer.get('peer', '?')}", show_header=False)
