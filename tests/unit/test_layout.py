@@ -85,6 +85,12 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.tlsext",
         "tlsecho.fingerprints",
         "tlsecho.serverhello",
+        "tlsecho.tlsbin",
+        "tlsecho.tlsbin.h1",
+        "tlsecho.tlsbin.h2",
+        "tlsecho.tlsbin.routes",
+        "tlsecho.tlsbin.forwarded",
+        "tlsecho.tlsbin.page",
     ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
@@ -99,6 +105,7 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
         "tlsecho.tlsnames",
         "tlsecho.tlsext",
         "tlsecho.fingerprints",
+        *(m for m in MODULES if m.startswith("tlsecho.tlsbin")),
     }
 
 
