@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := openssl socat ncat nodejs haproxy tshark curl
+DEBS   := openssl socat ncat nodejs haproxy tshark curl chromium libnss3-tools
 
 .PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools
 
@@ -76,6 +76,8 @@ tools:
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v tshark  >/dev/null || missing="$$missing tshark"; \
 	command -v curl    >/dev/null || missing="$$missing curl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -174,9 +174,16 @@ class ServerConfig:
     listen: tuple[tuple[str, int], ...] = ()
     """Explicit ``(host, port)`` endpoints; when given, ``host``/``port`` are unused."""
     mode: Mode = "nul"
-    """Echo framing: ``nul`` (the original), ``line`` or ``raw``."""
+    """Echo framing: ``nul`` (the original), ``line`` or ``raw``; ``hello``
+    answers what the ClientHello offered; ``http`` is tlsbin, the HTTPS echo."""
     max_line: int = DEFAULT_MAX_LINE
     """Longest line in ``line`` mode, newline included."""
+    max_header: int = 16 * 1024
+    """Mode ``http``: bytes of request line and headers (431 beyond)."""
+    max_body: int = 1024 * 1024
+    """Mode ``http``: bytes of request body (413 beyond)."""
+    request_timeout: float = 10.0
+    """Mode ``http``: seconds from a request's first byte to its last (408 beyond)."""
     cert: Path | None = None
     """PEM certificate (chain). With ``key``; both ``None`` means the default pair."""
     key: Path | None = None
@@ -256,6 +263,12 @@ class ServerConfig:
                 raise ConfigError("a listen address needs a host")
             _check_port(port)
         _check_mode(self.mode, self.max_line)
+        if self.max_header < 256 or self.max_body < 0:
+            raise ConfigError(
+                f"{setting('max_header')} must be at least 256 and {setting('max_body')} "
+                f"0 or more, not {self.max_header} and {self.max_body}"
+            )
+        _check_positive("request timeout", self.request_timeout)
         if (self.cert is None) != (self.key is None):
             raise ConfigError(
                 f"{setting('cert')} and {setting('key')} go together: give both or neither"
@@ -353,6 +366,8 @@ class ClientConfig:
         _paths(self, "cafile", "cert", "key", "keylog")
         _check_port(self.port, low=1)
         _check_mode(self.mode, 1)
+        if self.mode == "http":
+            raise ConfigError("mode http is the server's (use curl, httpx or a browser)")
         _check_positive("timeout", self.timeout)
         if (self.cert is None) != (self.key is None):
             raise ConfigError(

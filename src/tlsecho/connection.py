@@ -205,6 +205,7 @@ class ConnectionOwner(Protocol):
     config: ServerConfig
     metrics: Any
     hard_closing: bool
+    health: Any
     worker: int | None
     name: str | None
 

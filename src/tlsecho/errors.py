@@ -83,6 +83,8 @@ def failure_reason(exc: BaseException) -> str:
 
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLEOFError):  # its reason is often None: "ssleoferror"
+        return "closed without close_notify"
     if isinstance(exc, ssl.SSLError):
         return (exc.reason or exc.__class__.__name__).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.errno:

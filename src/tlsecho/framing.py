@@ -15,6 +15,8 @@ Four framings:
   closes.
 - ``hello`` (:class:`HelloFraming`): no echo; the server answers once (what
   the client's ClientHello offered) and closes.
+
+Mode ``http`` (the server only) is :class:`tlsecho.tlsbin.HttpFraming`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ __all__ = [
 ]
 
 NUL = b"\x00"
-Mode = Literal["nul", "line", "raw", "hello"]
-MODES: tuple[Mode, ...] = ("nul", "line", "raw", "hello")
+Mode = Literal["nul", "line", "raw", "hello", "http"]
+MODES: tuple[Mode, ...] = ("nul", "line", "raw", "hello", "http")
 #: The modes that echo (``hello`` answers instead).
 ECHO_MODES: tuple[Mode, ...] = ("nul", "line", "raw")
 DEFAULT_MAX_LINE = 64 * 1024
@@ -266,4 +268,6 @@ def make_framing(mode: Mode, *, max_line: int = DEFAULT_MAX_LINE) -> Framing:
         return RawFraming()
     if mode == "hello":
         return HelloFraming()
+    if mode == "http":
+        raise ValueError("mode http is tlsecho.tlsbin.HttpFraming (the server only)")
     raise ValueError(f"unknown mode {mode!r}")

@@ -96,9 +96,19 @@ class Metrics:
         self.faults = Counter(
             "tlsecho_faults", "--fault faults that fired, by fault", ["fault"], registry=r
         )
+        self.http_requests = Counter(
+            "tlsecho_http_requests",
+            "--mode http: requests answered, by status and HTTP version",
+            ["status", "http_version"],
+            registry=r,
+        )
         self.reloads = Counter(
             "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
         )
+
+    def http_request(self, status: int, version: str) -> None:
+        """A request answered (mode ``http``)."""
+        self.http_requests.labels(str(status), version).inc()
 
     def connection_opened(self) -> None:
         """A connection was accepted (multiprocess mode counts it here)."""

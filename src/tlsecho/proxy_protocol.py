@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "V1_MAX",
@@ -44,6 +44,10 @@ TLV_NAMES = {
     0x20: "ssl",
     0x30: "netns",
 }
+
+# PP2_TYPE_SSL's sub-TLVs and client bits (section 2.2.5).
+SSL_SUBTLV_NAMES = {0x21: "version", 0x22: "cn", 0x23: "cipher", 0x24: "sig_alg", 0x25: "key_alg"}
+_SSL_CLIENT_BITS = ((0x01, "ssl"), (0x02, "cert_conn"), (0x04, "cert_sess"))
 
 Accept = Literal["v1", "v2", "any"]
 Address = tuple[str, int]
@@ -80,6 +84,18 @@ class ProxyHeader:
             text = v.decode("ascii", "replace") if name in ("authority", "alpn") else v.hex()
             parts.append(f"{name}={text}")
         return ",".join(parts)
+
+    def report(self) -> dict[str, Any]:
+        """The header as a JSON object; TLVs named and decoded (text where
+        the specification says text, the SSL TLV's fields and sub-TLVs)."""
+        return {
+            "version": self.version,
+            "command": self.command,
+            "family": self.family,
+            "source": _address_text(self.source),
+            "destination": _address_text(self.destination),
+            "tlvs": [_tlv_report(t, v) for t, v in self.tlvs],
+        }
 
     def describe(self, source: str, via: str) -> str:
         """``PROXY v2 PROXY TCP4 from 192.0.2.1:5000 via 127.0.0.1:4000 tlvs=...``
@@ -246,6 +262,35 @@ def _v2_header(command: int, fam: int, body: bytes, length: int) -> ProxyHeader:
         src = (body[:108].split(b"\0", 1)[0].decode("utf-8", "replace"), 0)
         dst = (body[108:216].split(b"\0", 1)[0].decode("utf-8", "replace"), 0)
     return ProxyHeader(2, "PROXY", name, src, dst, tlvs, length)
+
+
+def _address_text(addr: Address | None) -> str | None:
+    if addr is None:
+        return None
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _tlv_report(t: int, v: bytes) -> dict[str, Any]:
+    name = TLV_NAMES.get(t, f"0x{t:02x}")
+    out: dict[str, Any] = {"type": t, "name": name}
+    if name in ("authority", "alpn", "unique_id"):
+        out["value"] = v.decode("utf-8", "backslashreplace")
+    elif name == "ssl" and len(v) >= 5:
+        client, verify = v[0], int.from_bytes(v[1:5], "big")
+        out["client"] = [bit for mask, bit in _SSL_CLIENT_BITS if client & mask]
+        out["verify"] = verify
+        out["verified"] = verify == 0
+        try:
+            subs = _tlvs(v[5:])
+        except ProxyProtocolError:
+            subs = ()
+            out["malformed"] = True
+        for st, sv in subs:
+            key = SSL_SUBTLV_NAMES.get(st, f"0x{st:02x}")
+            out[key] = sv.decode("utf-8", "backslashreplace")
+    else:
+        out["value"] = v.hex()
+    return out
 
 
 def _tlvs(data: bytes) -> tuple[tuple[int, bytes], ...]:

@@ -62,7 +62,8 @@ async def run_until_signalled(
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
     Signal handlers only set an event or call a method on the loop; a second
-    SIGINT/SIGTERM aborts the connections still open. SIGHUP reloads.
+    SIGINT/SIGTERM aborts the connections still open. SIGHUP reloads;
+    SIGUSR1 flips mode http's ``/health``.
 
     Args:
         config: the server's configuration.
@@ -94,6 +95,7 @@ async def run_until_signalled(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal)  # runs on the loop, not in the handler
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    loop.add_signal_handler(signal.SIGUSR1, server.flip_health)
     server.on_listening = on_ready
     try:
         await server.start()
@@ -101,6 +103,6 @@ async def run_until_signalled(
         log_main.info("closing server")
         await server.aclose(drain_timeout=config.drain_timeout)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
     return server

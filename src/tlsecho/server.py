@@ -117,6 +117,14 @@ class EchoServer:
         self.on_listening: Callable[[EchoServer], None] | None = None
         """Called once :meth:`start` has everything ready, just before it logs
         ``listening on`` (the worker supervisor's readiness signal)."""
+        self.health: Any = None
+        """Mode ``http``: what ``/health`` answers (a :class:`tlsecho.tlsbin.Health`)."""
+        self._conn_class: type[TlsConnection] = TlsConnection
+        if cfg.mode == "http":  # h11 and h2 load only for it
+            from tlsecho.engines.http import HttpConnection
+            from tlsecho.tlsbin import Health
+
+            self.health, self._conn_class = Health(), HttpConnection
         self.name: str | None = None
         """This listener's name among several (``tlsecho badssl``'s endpoints),
         named in each connection's record."""
@@ -225,6 +233,13 @@ class EchoServer:
         log_main.info("metrics on http://%s/metrics", format_address(self.metrics_address))
 
     # -- reload ---------------------------------------------------------------
+    def flip_health(self) -> None:
+        """Mode ``http``: ``/health`` answers the other way (SIGUSR1)."""
+        if self.health is None:
+            log_main.warning("SIGUSR1 ignored: /health is --mode http's")
+            return
+        log_main.info("health: %s", "ok" if self.health.flip() else "failing")
+
     def reload(self) -> bool:
         """Load the certificate, key, client CA and SNI files again.
 
@@ -331,7 +346,7 @@ class EchoServer:
             self._idle.clear()
             if self.metrics is not None:
                 self.metrics.connection_opened()
-            conn = TlsConnection(self, sock, (str(addr[0]), int(addr[1])))
+            conn = self._conn_class(self, sock, (str(addr[0]), int(addr[1])))
             self._conns.add(conn)
             conn.start()
 

@@ -125,6 +125,10 @@ def _keylog(ctx: ssl.SSLContext, path: Path | None) -> None:
             raise ConfigError(f"cannot write key log {target}: {exc.strerror or exc}") from None
 
 
+#: What mode ``http`` offers when ``--alpn`` is not given: HTTP/2 first.
+HTTP_ALPN = ("h2", "http/1.1")
+
+
 def _versions(ctx: ssl.SSLContext, low: TLSVersionName | None, high: TLSVersionName | None) -> None:
     if low is not None:
         ctx.minimum_version = _VERSIONS[low]
@@ -159,8 +163,9 @@ def _policy_context(config: ServerConfig) -> ssl.SSLContext:
             raise ConfigError(
                 f"{setting('ciphers')} {config.ciphers!r}: no cipher matches"
             ) from None
-    if config.alpn:
-        ctx.set_alpn_protocols(list(config.alpn))
+    alpn = config.alpn or (HTTP_ALPN if config.mode == "http" else ())
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
     if config.session_tickets is not None:
         ctx.num_tickets = config.session_tickets
     if config.client_ca is not None and config.client_auth != "none":

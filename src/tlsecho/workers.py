@@ -137,6 +137,9 @@ class Supervisor:
             log.info("reloading every worker")
             self._signal_all(signal.SIGHUP)
             return
+        if signum == signal.SIGUSR1:  # mode http: every worker's /health flips
+            self._signal_all(signal.SIGUSR1)
+            return
         # First: the workers drain; second: they stop at once.
         if not self.stopping:
             log.info("closing server: stopping %d workers", len(self._procs))
@@ -208,7 +211,7 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
     rsock.setblocking(False)
     wsock.setblocking(False)
     old_fd = signal.set_wakeup_fd(wsock.fileno())
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, lambda *_: None)
     try:
         supervisor = Supervisor(config, workers, log_format)

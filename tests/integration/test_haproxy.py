@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import configparser
+import json
 import shlex
+import signal
 import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -97,3 +101,69 @@ def test_systemd_unit() -> None:
     args = build_parser().parse_args(argv[1:])
     assert args.command == "serve"
     assert args.listen == ["127.0.0.1:10000", "[::1]:10000"]
+
+
+HAPROXY_HTTP_CFG = ROOT / "contrib" / "haproxy" / "haproxy-http.cfg"
+
+
+def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_path: Path) -> None:
+    """HAProxy in HTTP mode, TLS to two --mode http backends, option httpchk
+    on /health: SIGUSR1 flips one backend's /health, HAProxy takes it out,
+    and every request goes to the other until it is flipped back."""
+    args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--mode", "http"]
+    backends = [start_server(*args), start_server(*args)]
+    front = socket.socket()
+    front.bind(("127.0.0.1", 0))
+    front.listen(128)
+    cfg = HAPROXY_HTTP_CFG.read_text()
+    cfg = cfg.replace("bind 127.0.0.1:10000", f"bind fd@{front.fileno()}")
+    cfg = cfg.replace("ca-file ca.crt", f"ca-file {ca_pki.ca.cert}")
+    for n, srv in enumerate(backends, 1):
+        cfg = cfg.replace(f"127.0.0.1:1000{n}\n", f"127.0.0.1:{srv.port}\n")
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    haproxy = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")],
+        pass_fds=[front.fileno()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    port = front.getsockname()[1]
+
+    def through_haproxy(prefix: str, n: int) -> list[int]:
+        """n requests through HAProxy: how many each backend answered."""
+        for i in range(n):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{prefix}{i}", timeout=10) as r:
+                doc = json.loads(r.read())
+            # What HAProxy forwarded, next to what arrived.
+            assert doc["connection"]["x_forwarded_for"] == ["127.0.0.1"]
+            assert doc["connection"]["peer"].startswith("127.0.0.1:")
+        deadline = time.monotonic() + 10
+        while True:  # the access lines reach us a moment after the answers
+            counts = [len([ln for ln in s.lines() if f" /{prefix}" in ln]) for s in backends]
+            if sum(counts) >= n or time.monotonic() > deadline:
+                hits = [ln for srv in backends for ln in srv.lines() if f" /{prefix}" in ln]
+                assert all(" HTTP/2 200" in ln for ln in hits), hits  # h2 by ALPN
+                return counts
+            time.sleep(0.05)
+
+    try:
+        for srv in backends:  # both up once each answered a health check
+            if haproxy.poll() is not None:
+                pytest.fail(f"haproxy exited: {haproxy.communicate()[0].decode()}")
+            srv.wait_for(r"GET /health HTTP/(2|1\.1) 200$", timeout=20)
+        assert through_haproxy("a", 4) == [2, 2]  # round robin over both
+        backends[0].proc.send_signal(signal.SIGUSR1)  # echo1's /health: 503
+        backends[0].wait_for(r"GET /health HTTP/(2|1\.1) 503$", timeout=20)
+        time.sleep(1.0)  # fall 1: that failed check takes it out
+        assert through_haproxy("b", 6) == [0, 6]
+        backends[0].proc.send_signal(signal.SIGUSR1)  # and back: rise 1
+        backends[0].wait_for(r"main: health: ok")
+        time.sleep(1.0)
+        assert through_haproxy("c", 4) == [2, 2]
+    finally:
+        haproxy.terminate()
+        out = haproxy.communicate(timeout=30)[0].decode()
+        front.close()
+        for srv in backends:
+            assert srv.stop() == 0
+    assert "echo1 is DOWN" in out, out

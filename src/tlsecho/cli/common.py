@@ -175,11 +175,13 @@ def seconds_or_off(text: str) -> float | None:
     return None if value == 0 else value
 
 
-def add_mode(p: Container, *, hello: bool = True) -> None:
-    """``--mode``; ``hello`` where the command speaks it (not ``bench``)."""
+def add_mode(p: Container, *, hello: bool = True, http: bool = False) -> None:
+    """``--mode``; ``hello`` where the command speaks it (not ``bench``),
+    ``http`` on ``serve``."""
+    choices = [m for m in MODES if (hello or m in ECHO_MODES) and (http or m != "http")]
     p.add_argument(
         "--mode",
-        choices=list(MODES if hello else ECHO_MODES),
+        choices=choices,
         default=default(ClientConfig, "mode"),
         help="framing: nul (the original: a message ended by a NUL byte; default), "
         "line (each line echoed whole) or raw (every byte, until the peer closes)"
@@ -187,6 +189,12 @@ def add_mode(p: Container, *, hello: bool = True) -> None:
             "; hello: no echo, the server answers with what the client's ClientHello "
             "offered, as JSON"
             if hello
+            else ""
+        )
+        + (
+            "; http: tlsbin, HTTPS (HTTP/1.1, and h2 by ALPN) answering each request "
+            "with what arrived, as JSON (an HTML page for browsers)"
+            if http
             else ""
         ),
     )

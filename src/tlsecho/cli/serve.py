@@ -68,13 +68,35 @@ def add_parser(sub: Any) -> None:
     )
     add_loop(where, _d("loop"))
     echo = s.add_argument_group("what to echo")
-    add_mode(echo)
+    add_mode(echo, http=True)
     echo.add_argument(
         "--max-line",
         type=int,
         default=_d("max_line"),
         help="longest line in --mode line, newline included (default: %(default)s)",
         metavar="BYTES",
+    )
+    echo.add_argument(
+        "--max-header",
+        type=int,
+        default=_d("max_header"),
+        metavar="BYTES",
+        help="--mode http: request line and headers at most (else 431; default: %(default)s)",
+    )
+    echo.add_argument(
+        "--max-body",
+        type=int,
+        default=_d("max_body"),
+        metavar="BYTES",
+        help="--mode http: request body at most (else 413; default: %(default)s)",
+    )
+    echo.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_d("request_timeout"),
+        metavar="SECONDS",
+        help="--mode http: time from a request's first byte to its last (else 408; "
+        "default: %(default)g)",
     )
     echo.add_argument(
         "--proxy-protocol",

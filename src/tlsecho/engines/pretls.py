@@ -105,6 +105,11 @@ class ProxyPeek:
     def __init__(self, accept: Accept) -> None:
         self._parser = ProxyParser(accept)
 
+    @property
+    def header(self) -> ProxyHeader | None:
+        """The header, once it was read whole."""
+        return self._parser.header
+
     def read(self, sock: socket.socket) -> ProxyHeader | None:
         """The header once it is whole, else None (wait for more).
 

@@ -93,9 +93,10 @@ class TlsConnection:
         # microsecond per message), else the SSLSocket itself (same methods).
         self._io: Any = None
         self._fd = sock.fileno()
-        self._framing: Framing = make_framing(cfg.mode, max_line=cfg.max_line)
+        self._framing: Framing = self._new_framing()
         self._proxy = ProxyPeek(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
-        self._hello = HelloPeek() if cfg.fingerprint or cfg.faults or cfg.mode == "hello" else None
+        peek = cfg.fingerprint or cfg.faults or cfg.mode in ("hello", "http")
+        self._hello = HelloPeek() if peek else None
         first = State.HELLO if self._hello else State.HANDSHAKE
         self._state = State.PROXY if self._proxy else first
         self._outcome: Outcome | None = None
@@ -124,6 +125,9 @@ class TlsConnection:
         self.client_cert: str | None = None
         """The client certificate's subject, when one was presented."""
         self.fault: str | None = None
+
+    def _new_framing(self) -> Framing:
+        return make_framing(self._server.config.mode, max_line=self._server.config.max_line)
 
     @property
     def tag(self) -> str:
@@ -288,15 +292,15 @@ class TlsConnection:
             self._begin_close()
         elif self._server.hard_closing:
             self.close()
-        elif isinstance(self._framing, HelloFraming):
-            self._answer(sock)
         else:
-            self._read()
+            self._opened(sock)
 
-    def _answer(self, sock: ssl.SSLSocket) -> None:
-        """Mode hello: what the client offered and got, then close_notify."""
+    def _opened(self, sock: ssl.SSLSocket) -> None:
+        """The session is admitted: echo, or (mode hello) answer and close."""
         hello, framing = self._hello, self._framing
-        assert isinstance(framing, HelloFraming) and hello is not None
+        if not isinstance(framing, HelloFraming) or hello is None:
+            self._read()
+            return
         self._write(
             framing.answer(hello_document(hello.result, hello.error, sock, self._record(None)))
         )
@@ -409,14 +413,11 @@ class TlsConnection:
         if error is not None:
             self._outcome = Outcome.FRAMING_ERROR
             log_conn.info("%s: closing connection", error, extra={"tag": self.tag})
-        elif framing.terminated:
-            self._outcome = Outcome.TERMINATED
-            if self._debug:
-                log_conn.debug("message terminated, closing connection", extra={"tag": self.tag})
         else:
-            self._outcome = Outcome.EOF
+            self._outcome = Outcome.TERMINATED if framing.terminated else Outcome.EOF
             if self._debug:
-                log_conn.debug("end of stream, closing connection", extra={"tag": self.tag})
+                why = "message terminated" if framing.terminated else "end of stream"
+                log_conn.debug("%s, closing connection", why, extra={"tag": self.tag})
         self._begin_close()
 
     # -- closing --------------------------------------------------------------

@@ -6,6 +6,7 @@ head, the body, the time a request may take and the work one read may cause.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -126,7 +127,9 @@ class H1Session:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                self._fail(exc.error_status_hint, f"bad request: {exc}")
+                # h11 shows the offending bytes as bytearray(b'...'): show b'...'.
+                why = re.sub(r"bytearray\((b'.*?')\)", r"\1", str(exc))
+                self._fail(exc.error_status_hint, f"bad request: {why}")
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 self._stalled = False
