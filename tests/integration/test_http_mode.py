@@ -337,3 +337,46 @@ def test_h2_floods_get_goaway_and_the_canary_goes_on(
         canary.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     p = curl(srv, ca_pki, "/status/201", "--http2", "-o", "/dev/null", "-w", "%{http_code}")
     assert p.stdout == "201"
+
+
+def bench(srv: ServerProcess, ca_pki: Pki, *args: str) -> tuple[int, dict[str, Any]]:
+    from tests.helpers import TLSECHO
+
+    p = subprocess.run(
+        [
+            *TLSECHO,
+            *("bench", f"localhost:{srv.port}", "--cafile", str(ca_pki.ca.cert)),
+            *("--scenario", "http", "--json", "-", *args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return p.returncode, json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("alpn", [(), ("--alpn", "h2")])
+def test_bench_http_checks_every_response(
+    srv: ServerProcess, ca_pki: Pki, alpn: tuple[str, ...]
+) -> None:
+    rc, r = bench(srv, ca_pki, "-c", "3", "-n", "300", "-s", "2000", *alpn)
+    assert rc == 0, r
+    assert r["operations"] == 300 and r["errors"] == {} and r["mismatched_bytes"] == 0
+    assert r["bytes_verified"] == 300 * 2000
+    assert r["mode"] == ("http/2" if alpn else "http/1.1") and r["path"] == "/bytes/2000?seed=1"
+    version = "2" if alpn else "1.1"
+    srv.wait_for(rf"GET /bytes/2000\?seed=1 HTTP/{re.escape(version)} 200$", count=300)
+    # Keep-alive: three connections carried the 300 requests.
+    stop_cleanly(srv)
+    assert len([ln for ln in srv.lines() if "done peer=" in ln]) == 3
+
+
+def test_bench_http_reports_bad_status_and_different_answers(
+    srv: ServerProcess, ca_pki: Pki
+) -> None:
+    rc, r = bench(srv, ca_pki, "-c", "1", "-n", "5", "--path", "/status/503")
+    assert rc != 0 and r["errors"] == {"HTTP status 503": 1}
+    # Each connection's answer names its own peer port: not the first one's.
+    rc, r = bench(srv, ca_pki, "-c", "2", "-n", "20", "--path", "/ip")
+    assert rc != 0 and r["mismatched_bytes"] > 0

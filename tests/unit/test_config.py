@@ -69,6 +69,9 @@ def test_parse_sni() -> None:
         ({"reload_interval": 0}, "reload interval"),
         ({"handshake_timeout": -1}, "handshake timeout"),
         ({"listen": (("h", 70000),)}, "0..65535"),
+        ({"mode": "http", "max_header": 100}, "^max_header must be at least 256"),
+        ({"max_body": -1}, "max_body 0 or more"),
+        ({"request_timeout": 0}, "request timeout"),
     ],
 )
 def test_server_config_errors(kwargs: dict[str, object], match: str) -> None:
@@ -120,3 +123,21 @@ def test_group_names() -> None:
     assert _groups_argument(["serve", "--groups", "P-384"]) == "P-384"
     assert _groups_argument(["serve", "--groups=X25519"]) == "X25519"
     assert _groups_argument(["send", "--", "--groups", "x"]) is None
+
+
+def test_mode_http_is_the_servers() -> None:
+    from tlsecho.config import ClientConfig
+
+    assert ServerConfig(mode="http").mode == "http"
+    with pytest.raises(ConfigError, match="mode http is the server's"):
+        ClientConfig(mode="http")
+
+
+def test_bench_path_is_scenario_https() -> None:
+    from tlsecho.bench import BenchConfig
+
+    assert BenchConfig(scenario="http", path="/health").path == "/health"
+    with pytest.raises(ConfigError, match="path is scenario http's"):
+        BenchConfig(path="/health")
+    with pytest.raises(ConfigError, match="starts with /"):
+        BenchConfig(scenario="http", path="health")

@@ -185,3 +185,29 @@ def test_fuzz_v2_bodies(raw: bytes, accept: str) -> None:
 @given(st.binary(max_size=120).map(lambda b: b"PROXY " + b))
 def test_fuzz_v1_lines(raw: bytes) -> None:
     test_fuzz_only_documented_errors.hypothesis.inner_test(raw, "v1")  # type: ignore[attr-defined]
+
+
+def test_report_names_and_decodes_tlvs() -> None:
+    ssl_tlv = b"\x05" + (0).to_bytes(4, "big")
+    ssl_tlv += b"\x21\x00\x07TLSv1.3" + b"\x22\x00\x06client" + b"\x99\x00\x01z"
+    raw = build_v2(
+        ("2001:db8::1", 4000),
+        ("2001:db8::2", 443),
+        tlvs=(
+            (0x01, b"h2"),
+            (0x20, ssl_tlv),
+            (0x20, b"\x01\x00\x00\x00\x01\x21\x00"),
+            (0xEE, b"\x00"),
+        ),
+    )
+    parser = ProxyParser()
+    parser.feed(raw)
+    assert parser.header is not None
+    report = parser.header.report()
+    assert report["source"] == "[2001:db8::1]:4000" and report["family"] == "TCP6"
+    alpn, ssl_ok, ssl_bad, other = report["tlvs"]
+    assert alpn == {"type": 1, "name": "alpn", "value": "h2"}
+    assert ssl_ok["client"] == ["ssl", "cert_sess"] and ssl_ok["verified"] is True
+    assert ssl_ok["version"] == "TLSv1.3" and ssl_ok["cn"] == "client" and ssl_ok["0x99"] == "z"
+    assert ssl_bad["verify"] == 1 and ssl_bad["verified"] is False and ssl_bad["malformed"]
+    assert other == {"type": 0xEE, "name": "0xee", "value": "00"}

@@ -26,7 +26,17 @@ from typing import Any, Protocol
 
 from tlsecho.bench.histogram import Histogram
 
-__all__ = ["CLOCK", "SECOND", "Slot", "Stats", "Worker", "WorkerSpec", "diff"]
+__all__ = [
+    "CLOCK",
+    "SECOND",
+    "Slot",
+    "Stats",
+    "Worker",
+    "WorkerSpec",
+    "default_path",
+    "diff",
+    "expected_body",
+]
 
 _RECV_SIZE = 256 * 1024
 #: The phases of a connection that ``--scenario connect`` times.
@@ -106,6 +116,12 @@ class WorkerSpec:
     timeout: float
     proxy_header: str | None
     seed: int
+    http_path: str = ""
+    """Scenario http: the request's path."""
+    http_host: str = "localhost"
+    """Scenario http: the Host header (HTTP/2's :authority)."""
+    alpn: str = ""
+    """The first ALPN protocol offered (scenario http: ``h2`` speaks HTTP/2)."""
 
 
 def _payloads(rng: random.Random, size: int, mode: str, n: int) -> list[bytes]:
@@ -119,6 +135,19 @@ def _payloads(rng: random.Random, size: int, mode: str, n: int) -> list[bytes]:
             body = body[:-1] + b"\n"
         out.append(body)
     return out
+
+
+def default_path(size: int) -> str:
+    """The request path when ``--path`` is not given."""
+    return f"/bytes/{size}?seed=1"
+
+
+def expected_body(path: str, size: int) -> bytes | None:
+    """The body a correct server sends for ``path`` (None: learn it from the
+    first response)."""
+    if path == default_path(size):
+        return random.Random(1).randbytes(size)
+    return None
 
 
 def diff(got: bytes, want: bytes) -> int:
@@ -181,6 +210,18 @@ class Worker:
         self.chunk_twice = self.chunk * 2
         conns_rate = spec.rate / spec.connections if spec.rate else 0.0
         self.interval = int(SECOND / conns_rate) if conns_rate else 0
+        # Scenario http (tlsecho.bench.http): the request, both ways, and the
+        # body every response must have (None: the first one's).
+        self.http_request = (
+            f"GET {spec.http_path} HTTP/1.1\r\nHost: {spec.http_host}\r\n\r\n".encode()
+        )
+        self.http_headers = [
+            (b":method", b"GET"),
+            (b":path", spec.http_path.encode()),
+            (b":scheme", b"https"),
+            (b":authority", spec.http_host.encode()),
+        ]
+        self.http_expect: bytes | None = expected_body(spec.http_path, spec.size)
 
     # -- helpers for connections ---------------------------------------------------
     def measuring(self, now: int) -> bool:

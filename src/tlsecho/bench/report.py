@@ -53,8 +53,9 @@ def render(r: dict[str, Any], stream: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    what = f"{r['mode']} GET {r['path']}" if r.get("path") else f"{r['size']} B, mode {r['mode']}"
     title = (
-        f"{r['scenario']}: {r['connections']} connections, {r['size']} B, mode {r['mode']}, "
+        f"{r['scenario']}: {r['connections']} connections, {what}, "
         f"{r['processes']} process(es), {r['seconds']} s"
         + (f", open loop at {r['rate']:,.4g}/s" if r.get("rate") else ", closed loop")
         + (", interrupted" if r.get("interrupted") else "")
@@ -62,7 +63,9 @@ def render(r: dict[str, Any], stream: TextIO) -> None:
     t = Table(show_header=False)
     t.add_column(style="bold")
     t.add_column()
-    unit = {"connect": "connections", "stream": "chunks"}.get(r["scenario"], "messages")
+    unit = {"connect": "connections", "stream": "chunks", "http": "requests"}.get(
+        r["scenario"], "messages"
+    )
     t.add_row("operations", f"{r['operations']:,} {unit} ({r['operations_per_second']:,.1f}/s)")
     t.add_row(
         "verified",

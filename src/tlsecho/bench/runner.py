@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from tlsecho.bench.engine import Stats, Worker, WorkerSpec
 from tlsecho.bench.histogram import Histogram
-from tlsecho.bench.scenarios import make_slot
+from tlsecho.bench.http import default_path
+from tlsecho.bench.slots import make_slot
 from tlsecho.config import ClientConfig
 from tlsecho.errors import ConfigError, TlsEchoError, setting
 from tlsecho.framing import ECHO_MODES
@@ -27,7 +28,7 @@ from tlsecho.tls import client_context
 
 __all__ = ["BenchConfig", "BenchResult", "run_bench"]
 
-Scenario = Literal["pingpong", "stream", "connect"]
+Scenario = Literal["pingpong", "stream", "connect", "http"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class BenchConfig:
     scenario: Scenario = "pingpong"
     """``pingpong``: one message at a time per connection, latency per message;
     ``stream``: continuous data, throughput; ``connect``: a new TLS connection
-    per message (the original client), latency per connection."""
+    per message (the original client), latency per connection; ``http``:
+    keep-alive HTTPS requests (``serve --mode http``), latency per request,
+    HTTP/2 with ``alpn`` h2."""
     connections: int = 16
     """Concurrent connections, over all processes."""
     size: int = 64
@@ -65,11 +68,16 @@ class BenchConfig:
     (0 to 1; ``resume`` is 1)."""
     timeout: float = 10.0
     """Seconds without progress before a connection counts as timed out."""
+    path: str | None = None
+    """Scenario http: the path requested (default ``/bytes/SIZE?seed=1``,
+    whose body is known; another path's first answer is the reference)."""
 
     def __post_init__(self) -> None:
-        if self.scenario not in ("pingpong", "stream", "connect"):
+        if self.scenario not in ("pingpong", "stream", "connect", "http"):
             raise ConfigError(f"unknown scenario {self.scenario!r}")
-        if self.client.mode not in ECHO_MODES:
+        if self.path is not None and (self.scenario != "http" or not self.path.startswith("/")):
+            raise ConfigError(f"{setting('path')} is scenario http's, and starts with /")
+        if self.scenario != "http" and self.client.mode not in ECHO_MODES:
             raise ConfigError(f"{setting('mode')} {self.client.mode}: bench measures an echo")
         if self.connections < 1 or self.processes < 1:
             raise ConfigError(
@@ -204,6 +212,9 @@ class BenchResult:
             "ok": self.ok,
             "interrupted": self.interrupted,
         }
+        if cfg.scenario == "http":
+            out["mode"] = "http/2" if cfg.client.alpn[:1] == ("h2",) else "http/1.1"
+            out["path"] = cfg.path or default_path(cfg.size)
         if cfg.scenario == "connect":
             out["handshake_us"] = _percentiles(self.handshake)
             out["resumed"] = self.resumed
@@ -295,6 +306,9 @@ def _spec(cfg: BenchConfig, conns: int, count: int | None, index: int) -> Worker
         timeout=cfg.timeout,
         proxy_header=c.proxy_header,
         seed=index * 7919 + 1,
+        http_path=cfg.path or default_path(cfg.size),
+        http_host=c.verify_name or c.host,
+        alpn=c.alpn[0] if c.alpn else "",
     )
 
 
@@ -311,6 +325,8 @@ def _worker(
     ignored (the parent turns the first Ctrl-C into ``stop``, an Event)."""
     try:
         ctx = client_context(cfg.client)
+        if cfg.scenario == "http" and not cfg.client.alpn:
+            ctx.set_alpn_protocols(["http/1.1"])
         spec = _spec(cfg, conns, count, index)
     except (TlsEchoError, OSError) as exc:
         out.put(("error", index, str(exc)))

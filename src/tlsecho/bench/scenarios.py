@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 import ssl
 
-from tlsecho.bench.engine import CLOCK, Slot, Worker, diff
+from tlsecho.bench.engine import CLOCK, diff
 from tlsecho.bench.tlsbio import READ_SIZE, BioConnection
 
-__all__ = ["SCENARIOS", "Connect", "Pingpong", "Stream", "make_slot"]
+__all__ = ["Connect", "Pingpong", "Stream"]
 
 _STREAM_WINDOW = 256 * 1024  # echo bytes in flight per stream connection
 
@@ -257,16 +257,3 @@ class Stream(BioConnection):
     def stop(self) -> None:
         if self.received >= self.sent and not self.wbuf:
             self._end_session()
-
-
-#: The slot class of each ``--scenario``.
-SCENARIOS: dict[str, type[BioConnection]] = {
-    "pingpong": Pingpong,
-    "connect": Connect,
-    "stream": Stream,
-}
-
-
-def make_slot(worker: Worker) -> Slot:
-    """A connection slot of the worker's scenario."""
-    return SCENARIOS[worker.spec.scenario](worker)

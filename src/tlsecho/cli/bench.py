@@ -54,10 +54,17 @@ def add_parser(sub: Any) -> None:
     add_endpoint(be)
     be.add_argument(
         "--scenario",
-        choices=["pingpong", "stream", "connect"],
+        choices=["pingpong", "stream", "connect", "http"],
         default=d("scenario"),
         help="pingpong: one message at a time per connection (latency); stream: continuous "
-        "data (throughput); connect: a new connection per message (default: %(default)s)",
+        "data (throughput); connect: a new connection per message; http: keep-alive "
+        "HTTPS requests to serve --mode http, HTTP/2 with --alpn h2 (default: %(default)s)",
+    )
+    be.add_argument(
+        "--path",
+        metavar="PATH",
+        help="http: the path requested (default: /bytes/SIZE?seed=1, whose every byte is "
+        "checked; another path's first answer is the reference for the others)",
     )
     be.add_argument(
         "-c",
