@@ -40,11 +40,14 @@ hostile: tools $(STAMP)
 	$(BIN)/pytest tests/hostile
 
 # Not part of `make test`: tlsecho against its peers, side by side; rewrites
-# the generated table in BENCHMARKS.md (about 20 minutes). Go's crypto/tls is
+# the generated tables in BENCHMARKS.md (about 25 minutes; the HTTP rows
+# against uvicorn and hypercorn about 4 of them). Go's crypto/tls is
 # one of the peers when Debian's golang-go can be installed.
 BENCH_ARGS ?= --duration 3 --rounds 3 --idle 10000
 bench: tools bench-tools $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS) --write BENCHMARKS.md
+	$(BIN)/python benchmarks/http_compare.py --duration 3 --rounds 3 --write BENCHMARKS.md
 
 bench-tools:
 	@command -v go >/dev/null || { \

@@ -1,6 +1,7 @@
 // A compiled TLS load generator for the echo servers in benchmarks/: the
 // same scenarios as `tlsecho bench` (pingpong, stream, connect, full or
-// resumed), every byte verified, JSON on stdout with the same keys, so that
+// resumed; http: keep-alive GETs with net/http, HTTP/1.1 or -alpn h2), every
+// byte verified, JSON on stdout with the same keys, so that
 // compare.py can measure servers under a client whose own system calls are
 // cheap. Standard library only; built by `make bench-tools`.
 //
@@ -18,6 +19,7 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -27,7 +29,7 @@ import (
 )
 
 type options struct {
-	host, servername, cafile, mode, scenario string
+	host, servername, cafile, mode, scenario, path, alpn string
 	port, conns, size                        int
 	duration, warmup                         float64
 	resume                                   bool
@@ -258,6 +260,58 @@ func connect(o options, w *worker, start, end time.Time, seed int64) {
 	}
 }
 
+// httpLoad: keep-alive GETs of o.path on one connection (HTTP/2 with -alpn
+// h2), one at a time; every answer must be a 200 with the first one's body.
+func httpLoad(o options, w *worker, start, end time.Time, seed int64) {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConfig(o),
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		ForceAttemptHTTP2:   o.alpn == "h2",
+	}
+	if o.alpn != "h2" {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	tr.TLSClientConfig.NextProtos = nil
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	url := "https://" + net.JoinHostPort(o.servername, strconv.Itoa(o.port)) + o.path
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	var want []byte
+	for {
+		t0 := time.Now()
+		if t0.After(end) {
+			break
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			w.fail("request: " + err.Error())
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			w.fail(fmt.Sprintf("HTTP status %d", resp.StatusCode))
+			continue
+		}
+		if (o.alpn == "h2") != (resp.ProtoMajor == 2) {
+			w.fail("wrong HTTP version: " + resp.Proto)
+			break
+		}
+		if want == nil {
+			want = body
+		} else if !bytes.Equal(body, want) {
+			w.fail("wrong bytes")
+			continue
+		}
+		if w.done(t0, start) {
+			w.bytes += int64(len(body))
+		}
+	}
+	w.connections = 1
+	tr.CloseIdleConnections()
+}
+
 func percentile(sorted []time.Duration, p float64) float64 {
 	if len(sorted) == 0 {
 		return 0
@@ -273,7 +327,9 @@ func main() {
 	flag.StringVar(&o.servername, "servername", "", "SNI and the name checked (default: host)")
 	flag.StringVar(&o.cafile, "cafile", "", "CA certificates to trust (PEM)")
 	flag.StringVar(&o.mode, "mode", "nul", "the server's framing: nul, line or raw")
-	flag.StringVar(&o.scenario, "scenario", "pingpong", "pingpong, stream or connect")
+	flag.StringVar(&o.scenario, "scenario", "pingpong", "pingpong, stream, connect or http")
+	flag.StringVar(&o.path, "path", "/health", "http: the path requested")
+	flag.StringVar(&o.alpn, "alpn", "", "http: h2 for HTTP/2 (default: HTTP/1.1)")
 	flag.IntVar(&o.conns, "c", 16, "concurrent connections")
 	flag.IntVar(&o.size, "s", 64, "message size in bytes")
 	flag.Float64Var(&o.duration, "duration", 5, "seconds measured")
@@ -289,7 +345,7 @@ func main() {
 		os.Exit(2)
 	}
 	run := map[string]func(options, *worker, time.Time, time.Time, int64){
-		"pingpong": pingpong, "stream": stream, "connect": connect,
+		"pingpong": pingpong, "stream": stream, "connect": connect, "http": httpLoad,
 	}[o.scenario]
 	if run == nil {
 		fmt.Fprintln(os.Stderr, "go_load: unknown scenario", o.scenario)
