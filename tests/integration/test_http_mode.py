@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -380,3 +381,35 @@ def test_bench_http_reports_bad_status_and_different_answers(
     # Each connection's answer names its own peer port: not the first one's.
     rc, r = bench(srv, ca_pki, "-c", "2", "-n", "20", "--path", "/ip")
     assert rc != 0 and r["mismatched_bytes"] > 0
+
+
+def test_bench_http_opens_a_new_connection_after_connection_close(
+    ca_pki: Pki, tmp_path: Path
+) -> None:
+    """A server that closes after each answer (hypercorn does after 1000):
+    the client reconnects, as HTTP clients do, and nothing is an error."""
+    script = tmp_path / "close_each.js"
+    script.write_text(
+        """
+        const https = require('https'); const fs = require('fs');
+        const [cert, key] = process.argv.slice(2);
+        const srv = https.createServer({cert: fs.readFileSync(cert), key: fs.readFileSync(key)},
+          (req, res) => { res.writeHead(200, {'Content-Length': 2, 'Connection': 'close'});
+                          res.end('ok'); });
+        srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+        """
+    )
+    with subprocess.Popen(
+        ["node", str(script), str(ca_pki.server.cert), str(ca_pki.server.key)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as node:
+        try:
+            assert node.stdout is not None
+            port = int(node.stdout.readline())
+            fake = ServerProcess(node, port, [], None)  # type: ignore[arg-type]
+            rc, r = bench(fake, ca_pki, "-c", "2", "-n", "20", "--path", "/x")
+            assert rc == 0, r
+            assert r["operations"] == 20 and r["bytes_verified"] == 40 and r["errors"] == {}
+        finally:
+            node.terminate()

@@ -47,14 +47,17 @@ class _Http(Pingpong):
             w.http_expect = body  # --path: the first answer is the reference
         elif body != want:
             w.stats.mismatched += diff(body, want)
-        self.got = len(self.msg)
+        self.msg = body  # what _completed counts as verified
+        self.got = len(body)
         self._completed(now)
 
 
 class Http1(_Http):
-    """HTTP/1.1 keep-alive: a request, its whole response, the next request."""
+    """HTTP/1.1 keep-alive: a request, its whole response, the next request;
+    a new connection after a ``Connection: close`` (hypercorn sends one
+    after 1000 requests), as HTTP clients do."""
 
-    __slots__ = ("body_at", "need", "rbuf", "status")
+    __slots__ = ("body_at", "closing", "need", "rbuf", "status")
 
     def __init__(self, w: Worker) -> None:
         super().__init__(w)
@@ -62,6 +65,21 @@ class Http1(_Http):
         self.need = -1  # the response's total size, once its head is in
         self.body_at = 0
         self.status = 0
+        self.closing = False
+
+    def _after_echo(self, now: int) -> None:
+        if self.closing:
+            self._end_session()  # close_notify; _next_connection opens another
+        else:
+            super()._after_echo(now)
+
+    def _next_connection(self) -> bool:
+        w = self.w
+        if w.stopping or w.budget_spent():
+            return False
+        self.closing = False
+        self.open()
+        return True
 
     def _wire(self, msg: bytes) -> bytes:
         w: Any = self.w
@@ -115,6 +133,7 @@ class Http1(_Http):
             return False
         self.body_at = end + 4
         self.need = end + 4 + length
+        self.closing = b"\r\nconnection: close" in head
         return True
 
 

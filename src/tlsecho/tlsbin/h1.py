@@ -26,6 +26,23 @@ _MAX_QUEUED = 64
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
+_EVENTS: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
+_MAX_EVENTS = 256
+
+
+def _response_event(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
+    """h11's Response event, made once per status and headers (h11 checks
+    and normalises every header each time one is made: a sixth of a small
+    answer's cost); the cache stops growing at 256 (``/bytes/N`` varies)."""
+    key = (status, tuple(headers))
+    event = _EVENTS.get(key)
+    if event is None:
+        event = h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+        if len(_EVENTS) < _MAX_EVENTS:
+            _EVENTS[key] = event
+    return event
+
+
 class H1Session:
     """One HTTP/1.1 connection.
 
@@ -191,9 +208,7 @@ class H1Session:
         headers = [(b"server", b"tlsecho"), *resp.headers]
         if resp.close:
             headers.append((b"connection", b"close"))
-        reason = _REASONS.get(resp.status, b"")
-        head = h11.Response(status_code=resp.status, headers=headers, reason=reason)
-        parts = [conn.send(head) or b""]
+        parts = [conn.send(_response_event(resp.status, headers)) or b""]
         if resp.chunks is not None:
             parts.extend(conn.send(h11.Data(data=c)) or b"" for c in resp.chunks if c)
         elif resp.body and (req is None or req.method != "HEAD"):

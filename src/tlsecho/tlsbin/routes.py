@@ -96,10 +96,16 @@ class Request:
 
     @property
     def path(self) -> str:
-        return urlsplit(self.target).path or "/"
+        """The target's path (a target without ``?``, ``#`` or a scheme is one)."""
+        target = self.target
+        if target.startswith("/") and "?" not in target and "#" not in target:
+            return target
+        return urlsplit(target).path or "/"
 
     @property
     def query(self) -> dict[str, list[str]]:
+        if "?" not in self.target:
+            return {}
         return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
 
     def header_values(self, name: str) -> list[str]:
@@ -140,6 +146,12 @@ def error_response(status: int, message: str) -> Response:
     resp = _json(status, {"error": message, "status": status})
     resp.close = True
     return resp
+
+
+_HEALTH = {
+    ok: (r.status, _JSON, r.body)
+    for ok, r in ((True, _json(200, {"status": "ok"})), (False, _json(503, {"status": "failing"})))
+}
 
 
 def _body_field(body: bytes) -> dict[str, Any]:
@@ -202,6 +214,13 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
     return value if value == value and value >= 0 else None  # no NaN, no negatives
 
 
+def _health_answer(ok: bool, head: bool) -> Response:
+    """GET /health's answer: made once, copied per request (a health
+    check is the request a load balancer sends most)."""
+    status, ctype, body = _HEALTH[ok]
+    return _sized(status, ctype, body, head)
+
+
 def _health(req: Request, health: Health, head: bool) -> Response:
     if req.method == "POST":
         wanted = (req.query.get("status") or [req.body.decode("ascii", "replace").strip()])[0]
@@ -216,8 +235,7 @@ def _health(req: Request, health: Health, head: bool) -> Response:
         return _json(200, {"status": "ok" if health.ok else "failing"})
     if req.method not in ("GET", "HEAD"):
         return _json(405, {"error": "GET, HEAD or POST"})
-    state = "ok" if health.ok else "failing"
-    return _json(200 if health.ok else 503, {"status": state}, head=head)
+    return _health_answer(health.ok, head)
 
 
 def _route(req: Request, ctx: Mapping[str, Any], health: Health, limits: HttpLimits) -> Response:
