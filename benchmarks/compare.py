@@ -425,13 +425,18 @@ def main() -> int:
         md += "\n\n" + render_clients(rows, runs, clients, args)
     print(md)
     if args.write:
-        text = args.write.read_text()
-        if BEGIN not in text or END not in text:
-            raise SystemExit(f"{args.write} has no '{BEGIN}' ... '{END}' section")
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.write.write_text(f"{head}{BEGIN}\n{md}\n{END}{tail}")
+        write_section(args.write, BEGIN, END, md)
     return 0
+
+
+def write_section(path: Path, begin: str, end: str, md: str) -> None:
+    """Replace what stands between the markers ``begin`` and ``end`` in ``path``."""
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no '{begin}' ... '{end}' section")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{md}\n{end}{tail}")
 
 
 def measure_idle(

@@ -43,6 +43,7 @@ from compare import (  # benchmarks/compare.py, beside this file
     start,
     stop,
     versions,
+    write_section,
 )
 
 BEGIN, END = "<!-- http_compare.py: begin -->", "<!-- http_compare.py: end -->"
@@ -216,12 +217,7 @@ def main() -> int:
     md = "\n".join(lines)
     print(md)
     if args.write:
-        text = args.write.read_text()
-        if BEGIN not in text or END not in text:
-            raise SystemExit(f"{args.write} has no '{BEGIN}' ... '{END}' section")
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.write.write_text(f"{head}{BEGIN}\n{md}\n{END}{tail}")
+        write_section(args.write, BEGIN, END, md)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TLSECHO, start_server
+from tests.helpers import TLSECHO, ServerProcess, start_server
 from tlsecho.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +24,14 @@ SYSTEMD_UNIT = ROOT / "contrib" / "systemd" / "tlsecho.service"
 pytestmark = pytest.mark.interop
 
 
-def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
-    args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
-    args += ["--proxy-protocol", "v2"]
-    backends = [start_server(*args), start_server(*args)]
+def run_haproxy(
+    cfg: str, backends: list[ServerProcess], tmp_path: Path
+) -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """Debian's haproxy with ``cfg``: its front on a free port (a socket it
+    inherits), the backends' addresses 127.0.0.1:1000N replaced by theirs."""
     front = socket.socket()
     front.bind(("127.0.0.1", 0))
     front.listen(128)
-    cfg = HAPROXY_CFG.read_text()
     cfg = cfg.replace("bind 127.0.0.1:10000", f"bind fd@{front.fileno()}")
     for n, srv in enumerate(backends, 1):
         cfg = cfg.replace(f"127.0.0.1:1000{n}\n", f"127.0.0.1:{srv.port}\n")
@@ -42,6 +42,14 @@ def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    return front, haproxy
+
+
+def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
+    args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
+    args += ["--proxy-protocol", "v2"]
+    backends = [start_server(*args), start_server(*args)]
+    front, haproxy = run_haproxy(HAPROXY_CFG.read_text(), backends, tmp_path)
     try:
         # Both backends are up once each has answered a health check.
         for srv in backends:
@@ -112,21 +120,8 @@ def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_pat
     and every request goes to the other until it is flipped back."""
     args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--mode", "http"]
     backends = [start_server(*args), start_server(*args)]
-    front = socket.socket()
-    front.bind(("127.0.0.1", 0))
-    front.listen(128)
-    cfg = HAPROXY_HTTP_CFG.read_text()
-    cfg = cfg.replace("bind 127.0.0.1:10000", f"bind fd@{front.fileno()}")
-    cfg = cfg.replace("ca-file ca.crt", f"ca-file {ca_pki.ca.cert}")
-    for n, srv in enumerate(backends, 1):
-        cfg = cfg.replace(f"127.0.0.1:1000{n}\n", f"127.0.0.1:{srv.port}\n")
-    (tmp_path / "haproxy.cfg").write_text(cfg)
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")],
-        pass_fds=[front.fileno()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    cfg = HAPROXY_HTTP_CFG.read_text().replace("ca-file ca.crt", f"ca-file {ca_pki.ca.cert}")
+    front, haproxy = run_haproxy(cfg, backends, tmp_path)
     port = front.getsockname()[1]
 
     def through_haproxy(prefix: str, n: int) -> list[int]:
