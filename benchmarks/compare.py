@@ -10,7 +10,8 @@ installed, else ``tlsecho bench``; ``tlsecho bench`` is also run against
 tlsecho (uvloop) next to go_load, in a table of its own.
 
 Servers (each alone, pinned to core 0; the load generator pinned to core 1):
-tlsecho serve on uvloop and on the stdlib loop (and at the default log level,
+tlsecho serve on uvloop (on each engine: SSLSocket and memory BIOs) and on
+the stdlib loop (and at the default log level,
 with and without ``--fingerprint``), the original example's style
 (asyncio streams, ``read(128)``), an ``asyncio.Protocol`` on the loop's TLS
 transport (uvloop and stdlib), node's ``tls``, Go's ``crypto/tls`` when ``go``
@@ -112,6 +113,7 @@ def servers(tmp: Path) -> list[Server]:
     info = [*tlsecho[:-1], "info"]
     out = [
         Server("tlsecho (uvloop)", [*tlsecho, "--loop", "uvloop"]),
+        Server("tlsecho membio (uvloop)", [*tlsecho, "--loop", "uvloop", "--engine", "membio"]),
         Server("tlsecho (asyncio)", [*tlsecho, "--loop", "asyncio"]),
         # The default log level writes a line per connection; --fingerprint
         # adds a JA4 to it (the ClientHello parsed): its cost, side by side.

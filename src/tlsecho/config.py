@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from tlsecho.errors import ConfigError, setting
-from tlsecho.faults import FaultSpec
+from tlsecho.faults import RECORD_FAULTS, FaultSpec
 from tlsecho.framing import DEFAULT_MAX_LINE, MODES, Mode
 
 __all__ = [
@@ -33,6 +33,16 @@ __all__ = [
 LoopName = Literal["auto", "asyncio", "uvloop"]
 TLSVersionName = Literal["1.2", "1.3"]
 Profile = Literal["intermediate", "modern"]
+Engine = Literal["sslsocket", "membio"]
+ENGINES: tuple[Engine, ...] = ("sslsocket", "membio")
+
+
+def _default_engine() -> Engine:
+    """``$TLSECHO_ENGINE`` when it names an engine, else ``sslsocket``."""
+    name = os.environ.get("TLSECHO_ENGINE", "sslsocket")
+    return "membio" if name == "membio" else "sslsocket"
+
+
 ClientAuth = Literal["none", "optional", "required"]
 ProxyMode = Literal["off", "v1", "v2", "any"]
 ProxyHeaderVersion = Literal["v1", "v2"]
@@ -254,9 +264,15 @@ class ServerConfig:
     """Serve Prometheus metrics over HTTP at ``(host, port)`` (``/metrics``)."""
     loop: LoopName = "auto"
     """Event loop: uvloop when installed (``auto``), or the one named."""
+    engine: Engine = field(default_factory=_default_engine)
+    """How the bytes move: ``sslsocket`` (OpenSSL reads and writes the
+    socket) or ``membio`` (TLS over memory BIOs: every byte passes through
+    tlsecho, one recv and one send per wake-up). Default: ``$TLSECHO_ENGINE``
+    when set, else ``sslsocket``."""
 
     def __post_init__(self) -> None:
         _paths(self, "cert", "key", "keylog", "client_ca")
+        _check_engine(self)
         _check_port(self.port)
         for host, port in self.listen:
             if not host:
@@ -309,6 +325,18 @@ class ServerConfig:
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         """Where to listen: ``listen``, or ``(host, port)``."""
         return self.listen or ((self.host, self.port),)
+
+
+def _check_engine(cfg: ServerConfig) -> None:
+    """--engine names one, and the record faults have the one they need."""
+    if cfg.engine not in ENGINES:
+        raise ConfigError(f"{setting('engine')} must be sslsocket or membio, not {cfg.engine!r}")
+    record = [f.name for f in cfg.faults if f.name in RECORD_FAULTS]
+    if record and cfg.engine != "membio":
+        raise ConfigError(
+            f"--fault {record[0]} acts on our TLS records: it needs {setting('engine')} "
+            "membio (the engine where every byte passes through tlsecho)"
+        )
 
 
 def _check_client_auth(cfg: ServerConfig) -> None:

@@ -22,7 +22,23 @@ Faults on the echo (toxiproxy's words), as a wrapper around the framing
 - ``limit=N``: echo N bytes, then close_notify;
 - ``stall-after=N``: echo N bytes, then silence (what comes later is read
   and dropped; the session ends at ``--idle-timeout`` or when the client
-  closes).
+  closes);
+- ``reset-after=N``: echo N bytes, then a reset (RST).
+
+Faults on our TLS records (:class:`RecordFault`; the memory-BIO engine,
+where every byte we send passes through tlsecho):
+
+- ``reset-mid-handshake``: a reset right after our first flight;
+- ``slow-handshake=SECONDS``: each of our handshake flights held back;
+- ``slice=BYTES[:DELAY_MS]``: everything we send in pieces of BYTES (one TCP
+  segment each), DELAY_MS apart;
+- ``corrupt``: one byte of our first application-data record flipped (the
+  client must report a bad record MAC);
+- ``truncate``: the session ends with a FIN and no close_notify;
+- ``garbage-after-handshake``: bytes that are no TLS record right after the
+  handshake;
+- ``latency=MS[:JITTER_MS]``: each echo held back MS (plus or minus JITTER);
+- ``bandwidth=BYTES_PER_SECOND``: the echo sent no faster than that.
 """
 
 from __future__ import annotations
@@ -36,8 +52,11 @@ __all__ = [
     "ALERTS",
     "ECHO_FAULTS",
     "FAULTS",
+    "GARBAGE",
+    "RECORD_FAULTS",
     "EchoFault",
     "FaultSpec",
+    "RecordFault",
     "alert_record",
     "parse_fault",
     "pick",
@@ -80,9 +99,18 @@ FAULTS = {
     "alert": True,
     "limit": True,
     "stall-after": True,
+    "reset-after": True,
+    "reset-mid-handshake": False,
+    "slow-handshake": True,
+    "slice": True,
+    "corrupt": False,
+    "truncate": False,
+    "garbage-after-handshake": False,
+    "latency": True,
+    "bandwidth": True,
 }
 #: The faults that act on the echo, not at the ClientHello.
-ECHO_FAULTS = ("limit", "stall-after")
+ECHO_FAULTS = ("limit", "stall-after", "reset-after")
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,7 @@ def parse_fault(text: str) -> FaultSpec:
     if FAULTS[name] != bool(eq):
         raise ValueError(
             f"--fault {text}: {name} "
-            + ("takes a value (alert=NAME)" if FAULTS[name] else "takes no value")
+            + (f"takes a value ({name}=...)" if FAULTS[name] else "takes no value")
         )
     if name == "alert" and arg not in ALERTS:
         raise ValueError(f"--fault {text}: unknown alert {arg!r} (known: {', '.join(ALERTS)})")
@@ -131,7 +159,9 @@ def parse_fault(text: str) -> FaultSpec:
             raise ValueError(f"--fault {text}: the probability must be 0 to 1, not {prob}")
     if "@" in text and not sni:
         raise ValueError(f"--fault {text}: @ needs a server name")
-    return FaultSpec(name, arg if eq else None, sni or None, probability)
+    spec = FaultSpec(name, arg if eq else None, sni or None, probability)
+    check_record_fault(spec)
+    return spec
 
 
 def pick(
@@ -154,16 +184,19 @@ def alert_record(description: int, version: int = 0x0303) -> bytes:
 
 class EchoFault:
     """A framing that echoes at most ``N`` bytes of what the one it wraps
-    would: then ``limit`` ends the session (close_notify), ``stall-after``
-    goes silent. The counters are the wrapped framing's, so the connection's
-    line says ``echo cut short: K bytes not sent``."""
+    would: then ``limit`` ends the session (close_notify; ``reset-after``: the
+    engine resets instead), ``stall-after`` goes silent. The counters are
+    the wrapped framing's, so the connection's line says ``echo cut short:
+    K bytes not sent``."""
 
-    __slots__ = ("_inner", "_left", "_limit", "finished")
+    __slots__ = ("_inner", "_left", "_limit", "finished", "resets")
 
     def __init__(self, inner: Any, fault: FaultSpec) -> None:
         self._inner = inner
         self._left = int(fault.arg or 0)
-        self._limit = fault.name == "limit"
+        self._limit = fault.name in ("limit", "reset-after")
+        self.resets = fault.name == "reset-after"
+        """At the limit, the engine resets the connection (not close_notify)."""
         self.finished = self._limit and self._left == 0
 
     @property
@@ -191,3 +224,151 @@ class EchoFault:
         # limit: over once N bytes are out; stall-after: silent, on until it ends.
         self.finished = self._inner.finished or (self._limit and self._left == 0)
         return echo
+
+
+#: The faults that act on our records: they need the memory-BIO engine,
+#: where every byte we send passes through tlsecho (``--engine membio``).
+RECORD_FAULTS = (
+    "reset-mid-handshake",
+    "slow-handshake",
+    "slice",
+    "corrupt",
+    "truncate",
+    "garbage-after-handshake",
+    "latency",
+    "bandwidth",
+)
+#: What ``garbage-after-handshake`` sends: not a TLS record (0x74 is no
+#: content type), so the client's record layer must refuse it.
+GARBAGE = b"this is not a TLS record\r\n"
+_APPLICATION_DATA = 23
+
+
+def _numbers(spec: FaultSpec, count: int) -> list[float]:
+    """``A[:B]`` as numbers (B optional): the argument's parts."""
+    parts = (spec.arg or "").split(":")
+    if not 1 <= len(parts) <= count:
+        raise ValueError
+    values = [float(p) for p in parts]
+    if any(not v >= 0 or v == float("inf") for v in values):
+        raise ValueError
+    return values
+
+
+def check_record_fault(spec: FaultSpec) -> None:
+    """Raises ValueError (a one-line reason) when the argument is wrong."""
+    shapes = {
+        "slow-handshake": ("SECONDS", 1),
+        "slice": ("BYTES[:DELAY_MS]", 2),
+        "latency": ("MS[:JITTER_MS]", 2),
+        "bandwidth": ("BYTES_PER_SECOND", 1),
+    }
+    if spec.name not in shapes:
+        return
+    shape, count = shapes[spec.name]
+    try:
+        values = _numbers(spec, count)
+    except ValueError:
+        raise ValueError(f"--fault {spec.label}: {spec.name} takes {shape}") from None
+    if spec.name in ("slice", "bandwidth") and values[0] < 1:
+        raise ValueError(f"--fault {spec.label}: {spec.name} needs at least 1 byte")
+
+
+class RecordFault:
+    """What a record-level fault does to the bytes the server sends, as a
+    queue of (due time, bytes): sans-IO, the time is an argument.
+
+    The engine passes each flush of OpenSSL's output to :meth:`push` with the
+    connection's phase (``handshake``, ``open`` or ``closing``), sends what
+    :meth:`due` returns and wakes up at :meth:`next_due`. Order is kept: a
+    piece is never due before the one ahead of it.
+    """
+
+    __slots__ = ("_a", "_b", "_corrupted", "_free", "_queue", "_rng", "flights", "name", "spec")
+
+    def __init__(self, spec: FaultSpec, rng: random.Random | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        values = _numbers(spec, 2) if spec.arg else []
+        self._a = values[0] if values else 0.0  # bytes, seconds, ms or bytes/s
+        self._b = values[1] if len(values) > 1 else 0.0  # delay or jitter (ms)
+        self._rng = rng or random.Random()
+        self._queue: list[tuple[float, bytes]] = []
+        self._corrupted = False
+        self._free = 0.0  # bandwidth: when the next byte may go
+        self.flights = 0
+        """Handshake flights pushed so far (reset-mid-handshake fires after the first)."""
+
+    @property
+    def truncate(self) -> bool:
+        """Close without close_notify (a FIN after the echo)."""
+        return self.name == "truncate"
+
+    def after_handshake(self) -> bytes:
+        """What to send once the handshake is done (garbage-after-handshake)."""
+        return GARBAGE if self.name == "garbage-after-handshake" else b""
+
+    def push(self, data: bytes, phase: str, now: float) -> None:
+        """OpenSSL wrote ``data`` (whole records) in ``phase`` at ``now``."""
+        if not data:
+            return
+        name = self.name
+        if phase == "handshake":
+            self.flights += 1
+        if name == "corrupt" and phase == "open" and not self._corrupted:
+            data = self._corrupt(data)
+        pieces: list[tuple[float, bytes]]
+        if name == "slice":
+            n, step = int(self._a), self._b / 1000
+            pieces = [(i * step, data[j : j + n]) for i, j in enumerate(range(0, len(data), n))]
+        elif name == "slow-handshake" and phase == "handshake":
+            pieces = [(self._a, data)]
+        elif name == "latency" and phase != "handshake":
+            jitter = self._rng.uniform(-self._b, self._b) if self._b else 0.0
+            pieces = [(max(0.0, self._a + jitter) / 1000, data)]
+        elif name == "bandwidth" and phase != "handshake":
+            rate = self._a
+            chunk = max(1, int(rate / 10))  # a tenth of a second's worth per send
+            t = max(now, self._free)  # when the line is next free
+            pieces = []
+            for j in range(0, len(data), chunk):
+                piece = data[j : j + chunk]
+                pieces.append((t - now, piece))
+                t += len(piece) / rate
+            self._free = t
+        else:
+            pieces = [(0.0, data)]
+        last = self._queue[-1][0] if self._queue else now
+        for delay, piece in pieces:
+            due = now + delay
+            last = due = max(due, last)
+            self._queue.append((due, piece))
+
+    def due(self, now: float) -> list[bytes]:
+        """The pieces whose time has come, in order."""
+        out = []
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            out.append(queue.pop(0)[1])
+        return out
+
+    def held(self) -> int:
+        """Bytes still held back."""
+        return sum(len(piece) for _, piece in self._queue)
+
+    def next_due(self) -> float | None:
+        """When the next piece is due (None: nothing waits)."""
+        return self._queue[0][0] if self._queue else None
+
+    def _corrupt(self, data: bytes) -> bytes:
+        """Flip the last byte (its authentication tag) of the first
+        application-data record in ``data``."""
+        pos = 0
+        while pos + 5 <= len(data):
+            length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+            end = pos + 5 + length
+            if data[pos] == _APPLICATION_DATA and length and end <= len(data):
+                self._corrupted = True
+                return data[: end - 1] + bytes([data[end - 1] ^ 0xFF]) + data[end:]
+            pos = end
+        return data

@@ -21,6 +21,8 @@ from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
 from tlsecho.connection import ConnectionRecord
 from tlsecho.deadlines import Limits
+from tlsecho.engines.base import EngineConnection
+from tlsecho.engines.membio import BioTlsConnection
 from tlsecho.engines.sslsocket import TlsConnection
 from tlsecho.errors import ListenError, TlsEchoError
 from tlsecho.identity import Policy
@@ -59,7 +61,7 @@ class EchoServer:
         self._given_ctx = ssl_context
         self._tls: ServerTLS | None = None
         self._listeners: list[socket.socket] = []
-        self._conns: set[TlsConnection] = set()
+        self._conns: set[EngineConnection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,12 +121,15 @@ class EchoServer:
         ``listening on`` (the worker supervisor's readiness signal)."""
         self.health: Any = None
         """Mode ``http``: what ``/health`` answers (a :class:`tlsecho.tlsbin.Health`)."""
-        self._conn_class: type[TlsConnection] = TlsConnection
+        self._conn_class: type[EngineConnection] = (
+            BioTlsConnection if cfg.engine == "membio" else TlsConnection
+        )
         if cfg.mode == "http":  # h11 and h2 load only for it
-            from tlsecho.engines.http import HttpConnection
+            from tlsecho.engines.http import HttpBioConnection, HttpConnection
             from tlsecho.tlsbin import Health
 
-            self.health, self._conn_class = Health(), HttpConnection
+            self.health = Health()
+            self._conn_class = HttpBioConnection if cfg.engine == "membio" else HttpConnection
         self.name: str | None = None
         """This listener's name among several (``tlsecho badssl``'s endpoints),
         named in each connection's record."""
@@ -369,7 +374,7 @@ class EchoServer:
         if still_open:
             self.watch_deadlines()
 
-    def connection_lost(self, conn: TlsConnection, record: ConnectionRecord) -> None:
+    def connection_lost(self, conn: EngineConnection, record: ConnectionRecord) -> None:
         """Called once per connection, when it has closed, with its record."""
         self._conns.discard(conn)
         self.outcomes[record.outcome] += 1

@@ -67,6 +67,14 @@ def add_parser(sub: Any) -> None:
         "(SO_REUSEPORT; default: %(default)s; auto: one per CPU)",
     )
     add_loop(where, _d("loop"))
+    where.add_argument(
+        "--engine",
+        choices=["sslsocket", "membio"],
+        default=_d("engine"),
+        help="how bytes move: sslsocket (OpenSSL on the socket) or membio (TLS over "
+        "memory BIOs, every byte through tlsecho; $TLSECHO_ENGINE sets the default; "
+        "default: %(default)s)",
+    )
     echo = s.add_argument_group("what to echo")
     add_mode(echo, http=True)
     echo.add_argument(

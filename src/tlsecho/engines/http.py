@@ -1,34 +1,31 @@
-"""Mode ``http`` on the SSLSocket engine: the same connection, with tlsbin's
+"""Mode ``http`` on either engine: the same connection, with tlsbin's
 framing (:mod:`tlsecho.tlsbin`) where an echo framing sits, a timer for the
 responses it holds back, one access-log line per request and the requests
 counted by status."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from typing import Any
 
 from tlsecho.answer import http_context
 from tlsecho.connection import Outcome, State
-from tlsecho.engines.sslsocket import _HIGH_WATER, TlsConnection
+from tlsecho.engines.base import HIGH_WATER, EngineConnection
+from tlsecho.engines.membio import BioTlsConnection
+from tlsecho.engines.sslsocket import TlsConnection
 from tlsecho.framing import Framing, FramingError
 from tlsecho.logs import get_logger
 from tlsecho.tlsbin import HttpFraming, HttpLimits
 
-__all__ = ["HttpConnection"]
+__all__ = ["HttpBioConnection", "HttpConnection"]
 
 log_http = get_logger("http")
 
 
-class HttpConnection(TlsConnection):
-    """One client of ``serve --mode http``."""
+class HttpMixin(EngineConnection):
+    """What mode ``http`` adds to an engine's connection."""
 
-    __slots__ = ("_ftimer",)
-
-    def __init__(self, *args: Any) -> None:
-        self._ftimer: asyncio.TimerHandle | None = None
-        super().__init__(*args)
+    __slots__ = ()
 
     def _new_framing(self) -> Framing:
         cfg = self._server.config
@@ -93,7 +90,7 @@ class HttpConnection(TlsConnection):
             self._want_read(False)  # held answers still go out; EOF would wake us on and on
         when = framing.get_timer()
         # A backlog waits for the send buffer to drain (_flush comes back here).
-        if when is not None and not (framing.backlog and self._wsize > _HIGH_WATER):
+        if when is not None and not (framing.backlog and self._wsize > HIGH_WATER):
             self._ftimer = self._loop.call_at(when, self._on_framing_timer, when)
 
     def _on_framing_timer(self, when: float) -> None:
@@ -130,3 +127,15 @@ class HttpConnection(TlsConnection):
             self._ftimer.cancel()
             self._ftimer = None
         super()._close(exc)
+
+
+class HttpConnection(HttpMixin, TlsConnection):
+    """One client of ``serve --mode http`` on the SSLSocket engine."""
+
+    __slots__ = ()
+
+
+class HttpBioConnection(HttpMixin, BioTlsConnection):
+    """One client of ``serve --mode http`` on the memory-BIO engine."""
+
+    __slots__ = ()
