@@ -13,12 +13,14 @@ demo: $(STAMP)
 	$(BIN)/tlsecho demo
 
 # Fast and deterministic first: lint, then the pure objects, then real
-# processes over real TLS (integration, hostile). Branch coverage over both
+# processes over real TLS (integration, hostile), on each engine. Branch coverage over both
 # runs and every tlsecho process they start (pyproject's [tool.coverage]).
 test: lint tools $(STAMP)
 	@rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest tests/unit
 	$(BIN)/coverage run -m pytest tests/integration tests/hostile
+	# Again on the memory-BIO engine: both engines pass the whole suite.
+	TLSECHO_ENGINE=membio $(BIN)/coverage run -m pytest tests/integration tests/hostile
 	@$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=$(COV_FAIL_UNDER)
 

@@ -13,6 +13,7 @@ import queue
 import re
 import selectors
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 TLSECHO = [sys.executable, "-m", "tlsecho"]
@@ -263,3 +265,37 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
+
+
+def tls_outcome(port: int, ca: Path, sni: str, data: bytes) -> tuple[str, bytes]:
+    """How the server ended the session, seen on the socket itself (TLS
+    over memory BIOs, so every recv is ours): ``reset``, ``eof`` (a FIN
+    without close_notify) or ``close_notify``, with the plaintext before it.
+    (Python's SSLSocket on OpenSSL 3 calls a reset an unexpected EOF, and
+    node sometimes reports it as an end.)"""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname=sni)
+    got, sent = b"", False
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            try:
+                if not sent:
+                    tls.do_handshake()
+                    tls.write(data)
+                    sent = True
+                while chunk := tls.read(65536):
+                    got += chunk
+                return "close_notify", got
+            except ssl.SSLWantReadError:
+                pass
+            try:
+                if out.pending:
+                    sock.sendall(out.read())
+                raw = sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                return "reset", got
+            if not raw:
+                return "eof", got
+            inc.write(raw)

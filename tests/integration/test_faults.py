@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import TLSECHO, ServerProcess, scrape, start_server, stop_cleanly
+from tests.helpers import TLSECHO, ServerProcess, scrape, start_server, stop_cleanly, tls_outcome
 from tlsecho.certs import Pki
 
 FAULTS = [
@@ -20,6 +20,7 @@ FAULTS = [
     "reset-after-hello@reset.test",
     "close-after-hello@close.test",
     "stall@stall.test",
+    "reset-after=3@reset-after.test",
 ]
 
 
@@ -165,3 +166,14 @@ def test_echo_faults_with_real_clients(ca_pki: Pki) -> None:
         assert ok == b"fine"
     finally:
         stop_cleanly(srv)
+
+
+def test_reset_after_on_any_engine(faulty: ServerProcess, ca_pki: Pki) -> None:
+    """Three bytes echoed, then a reset (seen on the socket itself)."""
+    got = tls_outcome(faulty.port, ca_pki.ca.cert, "reset-after.test", b"abcdef")
+    assert got == ("reset", b"abc")
+    assert tls_outcome(faulty.port, ca_pki.ca.cert, "ok.test", b"abcdef\0") == (
+        "close_notify",
+        b"abcdef",
+    )
+    faulty.wait_for_record(fault="reset-after=3", outcome="fault")

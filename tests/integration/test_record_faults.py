@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import ServerProcess, start_server, stop_cleanly
+from tests.helpers import ServerProcess, start_server, stop_cleanly, tls_outcome
 from tlsecho.certs import Pki
 
 pytestmark = pytest.mark.interop
@@ -107,7 +107,10 @@ def test_corrupt_is_a_bad_record_mac(faulty: ServerProcess, ca_pki: Pki) -> None
 
 
 def test_truncate_closes_without_close_notify(faulty: ServerProcess, ca_pki: Pki) -> None:
-    assert raw_outcome(faulty, ca_pki, "truncate.test", b"hello\0") == ("eof", b"hello")
+    assert tls_outcome(faulty.port, ca_pki.ca.cert, "truncate.test", b"hello\0") == (
+        "eof",
+        b"hello",
+    )
     for sni in ("truncate.test", "canary.test"):
         with connect(faulty, ca_pki, sni) as s:
             s.sendall(b"hello\x00")
@@ -145,7 +148,7 @@ def test_reset_mid_handshake(faulty: ServerProcess, ca_pki: Pki) -> None:
     # the reset then hits its first read after the handshake.
     with pytest.raises((ConnectionResetError, ssl.SSLError)):
         connect_and_echo(faulty, ca_pki, "reset.test")
-    assert raw_outcome(faulty, ca_pki, "reset.test", b"hello")[0] == "reset"
+    assert tls_outcome(faulty.port, ca_pki.ca.cert, "reset.test", b"hello")[0] == "reset"
     rec = faulty.wait_for_record(sni="reset.test", outcome="fault")[0]
     assert rec["fault"] == "reset-mid-handshake" and rec["tls_version"] is None
 
@@ -202,43 +205,12 @@ def node_client(srv: ServerProcess, ca_pki: Pki, sni: str, send: str) -> str:
     return p.stdout.strip() + p.stderr.strip()
 
 
-def raw_outcome(srv: ServerProcess, ca_pki: Pki, sni: str, data: bytes) -> tuple[str, bytes]:
-    """How the server ended the session, seen on the socket itself (TLS
-    over memory BIOs, so every recv is ours): ``reset``, ``eof`` (a FIN
-    without close_notify) or ``close_notify``, with the plaintext before it.
-    (Python's SSLSocket on OpenSSL 3 calls a reset an unexpected EOF, and
-    node sometimes reports it as an end.)"""
-    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
-    ctx.check_hostname = False
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(inc, out, server_hostname=sni)
-    got, sent = b"", False
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
-        while True:
-            try:
-                if not sent:
-                    tls.do_handshake()
-                    tls.write(data)
-                    sent = True
-                while chunk := tls.read(65536):
-                    got += chunk
-                return "close_notify", got
-            except ssl.SSLWantReadError:
-                pass
-            try:
-                if out.pending:
-                    sock.sendall(out.read())
-                raw = sock.recv(65536)
-            except (ConnectionResetError, BrokenPipeError):
-                return "reset", got
-            if not raw:
-                return "eof", got
-            inc.write(raw)
-
-
 def test_reset_after(faulty: ServerProcess, ca_pki: Pki) -> None:
-    assert raw_outcome(faulty, ca_pki, "reset-after.test", b"0123456789") == ("reset", b"01234")
-    assert raw_outcome(faulty, ca_pki, "canary.test", b"0123456789\0") == (
+    assert tls_outcome(faulty.port, ca_pki.ca.cert, "reset-after.test", b"0123456789") == (
+        "reset",
+        b"01234",
+    )
+    assert tls_outcome(faulty.port, ca_pki.ca.cert, "canary.test", b"0123456789\0") == (
         "close_notify",
         b"0123456789",
     )
