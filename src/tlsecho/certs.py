@@ -116,7 +116,10 @@ def _issue(
         # CA:FALSE on leaves and the key identifiers keep the certificates
         # acceptable to OpenSSL's X509_STRICT mode (Python >= 3.13's default).
         .add_extension(
-            x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), critical=True
+            # No path length on the CA: the lab (tlsecho.labcerts) chains
+            # intermediates under it.
+            x509.BasicConstraints(ca=is_ca, path_length=None),
+            critical=True,
         )
         .add_extension(
             x509.KeyUsage(

@@ -221,8 +221,10 @@ class EchoFault:
         echo: bytes = self._inner.receive_data(data)
         echo = echo[: self._left]
         self._left -= len(echo)
-        # limit: over once N bytes are out; stall-after: silent, on until it ends.
-        self.finished = self._inner.finished or (self._limit and self._left == 0)
+        if self._limit:  # over once N bytes are out
+            self.finished = self._inner.finished or self._left == 0
+        else:  # stall-after: past N bytes, silent until the client ends the stream
+            self.finished = self._inner.finished and (self._left > 0 or not data)
         return echo
 
 

@@ -19,6 +19,11 @@ any test suite::
   ``max_version="1.2"``, …) and ``bad="expired"`` (or any bad kind) to serve a
   broken certificate.
 - ``tlsecho_bad_endpoints``: the ``tlsecho badssl`` set, by name.
+- ``tlsecho_lab``: the whole ``tlsecho lab`` (every bad certificate, policy
+  and fault, one port each), session-wide: yields its manifest, a dict whose
+  ``endpoints`` say where each listens and what a correct client must get
+  (``expect``); parametrise one test over :func:`tlsecho.lab.catalog`'s names
+  (``examples/test_lab_python_ssl.py`` does it for Python's ssl).
 - ``tlsecho_client_hello(run)``: runs ``run(server)`` (your client connecting
   to the server it is given) and returns the ClientHello it sent, parsed.
 - ``tlsecho_golden(hello, path)``: asserts that ClientHello matches a golden
@@ -222,6 +227,46 @@ def tlsecho_bad_endpoints(tlsecho_pki: Pki) -> Iterator[dict[str, RunningServer]
         yield servers
         for server in servers.values():
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def tlsecho_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The ``tlsecho lab`` catalog, running for the whole session: its manifest."""
+    from tlsecho.lab import start_lab
+
+    loop = asyncio.new_event_loop()
+    out = tmp_path_factory.mktemp("tlsecho-lab")
+    started: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            started["servers"], started["manifest"] = loop.run_until_complete(start_lab(out))
+        except BaseException as exc:  # reported below
+            started["error"] = exc
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="tlsecho-lab", daemon=True)
+    thread.start()
+    if not ready.wait(120):
+        raise TimeoutError("the tlsecho lab did not start within 120 s")
+    if "error" in started:
+        raise started["error"]
+    with _server_logs_captured():
+        yield started["manifest"]
+
+    async def close_all() -> None:
+        for server in started["servers"]:
+            await server.aclose()
+
+    asyncio.run_coroutine_threadsafe(close_all(), loop).result(60)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
 
 
 @pytest.fixture

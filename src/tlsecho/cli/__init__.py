@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tlsecho import __version__
-from tlsecho.cli import badssl, bench, cert, demo, probe, send, serve
+from tlsecho.cli import badssl, bench, cert, demo, lab, probe, send, serve
 from tlsecho.cli.common import flag_of
 from tlsecho.errors import ConfigError, TlsEchoError
 from tlsecho.logs import JsonFormatter
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each subcommand is the module of its name: one list serves the parser and
 # the dispatch, so neither can forget one.
-_SUBCOMMANDS = (cert, serve, send, badssl, bench, probe, demo)
+_SUBCOMMANDS = (cert, serve, send, badssl, lab, bench, probe, demo)
 _RUN: dict[str, Callable[[argparse.Namespace], int]] = {
     m.__name__.rpartition(".")[2]: m.run for m in _SUBCOMMANDS
 }

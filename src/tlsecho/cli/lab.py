@@ -1,0 +1,92 @@
+"""``tlsecho lab``: every bad certificate, policy and fault, one port each,
+and a manifest of what a correct client must do with each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tlsecho.certs import default_cert_dir
+from tlsecho.cli.common import add_logging, add_loop, level, subcommand
+from tlsecho.config import ServerConfig
+from tlsecho.lab import render, start_lab
+from tlsecho.logs import configure
+from tlsecho.run import run_on_loop
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    p = subcommand(
+        sub,
+        "lab",
+        "every bad certificate, policy and server fault on its own port, with a manifest",
+        "badssl's catalog and more (incomplete chain, SHA-1, RSA-1024, no serverAuth EKU,\n"
+        "a CA as leaf, name constraints, 1000 SANs, a 10-deep chain, version pins) and\n"
+        "every --fault, in one command. The table says what a correct client must get\n"
+        "from each endpoint; --manifest writes the same as JSON for a program.",
+        [
+            "tlsecho lab --manifest lab.json",
+            "tlsecho lab --port 0 --out /tmp/lab --manifest /tmp/lab/manifest.json",
+        ],
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=11000, help="first port (default: %(default)s; 0: free ports)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="directory for the certificates (default: a 'lab' folder in the per-user data "
+        "directory)",
+        metavar="DIR",
+    )
+    p.add_argument("--manifest", type=Path, help="write the manifest (JSON) here", metavar="FILE")
+    add_loop(p)
+    add_logging(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure(level(args), fmt=args.log_format)
+    out = args.out or default_cert_dir() / "lab"
+    main_log = logging.getLogger("tlsecho.main")
+    # The table says where each endpoint listens: 36 servers' start-up and
+    # shutdown lines would only bury it.
+    quiet = main_log.level < logging.WARNING and not args.verbose
+
+    async def serve_all() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if quiet:
+            main_log.setLevel(logging.WARNING)
+        servers, doc = await start_lab(out, args.host, args.port, ServerConfig(loop=args.loop))
+        try:
+            if args.manifest:
+                args.manifest.parent.mkdir(parents=True, exist_ok=True)
+                args.manifest.write_text(json.dumps(doc, indent=2) + "\n")
+            print(render(doc), flush=True)
+            if args.manifest:
+                print(f"manifest: {args.manifest}", flush=True)
+            await stop.wait()
+        finally:
+            for srv in servers:
+                await srv.aclose()
+            outcomes: Counter[str] = Counter()
+            for srv in servers:
+                outcomes.update(srv.outcomes)
+            done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
+            total = sum(srv.connections_total for srv in servers)
+            print(f"served {total} connections on {len(servers)} endpoints ({done})", flush=True)
+
+    run_on_loop(args.loop, serve_all())
+    return 0

@@ -1,0 +1,261 @@
+"""``tlsecho lab``: every bad certificate, policy and fault, one port each,
+with a manifest that says what a correct client must do with each.
+
+The catalog (:func:`catalog`) is static: names, what each endpoint is, the
+expected outcome. :func:`start_lab` writes a PKI and the lab certificates,
+starts one :class:`~tlsecho.server.EchoServer` per endpoint and returns the
+manifest (:func:`manifest`), the document a program reads (``--manifest``,
+the ``tlsecho_lab`` pytest fixture); :func:`render` is the table a person
+reads.
+
+Expected outcomes (``expect.result``): ``echo`` (the NUL echo comes back
+intact, then close_notify), ``reject`` (the client refuses the certificate;
+``detail`` is OpenSSL's verify message), ``alert`` (the server sends that
+fatal alert), ``error`` (the connection breaks: ``reset``, ``closed``,
+``bad record mac``, ``truncated``, ``not tls``), ``cut`` (part of the echo,
+then close_notify) and ``timeout`` (the server never answers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tlsecho import __version__
+from tlsecho.badssl import ENDPOINTS as BADSSL
+from tlsecho.certs import BAD_KINDS, CertPair, Pki, write_pki
+from tlsecho.config import ServerConfig
+from tlsecho.faults import RECORD_FAULTS, parse_fault
+from tlsecho.labcerts import LAB_KINDS, write_lab_certs
+from tlsecho.tls import INTERMEDIATE_CIPHERS
+
+__all__ = ["LabEntry", "catalog", "lab_configs", "manifest", "render", "write_lab_pki"]
+
+#: The message every lab client sends (mode nul: the server echoes it and closes).
+MESSAGE = b"hello, lab"
+
+
+@dataclass(frozen=True)
+class LabEntry:
+    """One endpoint of the lab."""
+
+    name: str
+    kind: str
+    """``certificate``, ``policy`` or ``fault``."""
+    what: str
+    result: str
+    """What a correct client gets: echo, reject, alert, error, cut or timeout."""
+    detail: str
+    cert: str = "server"
+    """The certificate served: ``server``, a bad kind or a lab kind."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """ServerConfig fields."""
+    needs: tuple[tuple[str, Any], ...] = ()
+    """What the client must offer for that outcome (``client_cert``, ``alpn``)."""
+
+    @property
+    def expect(self) -> str:
+        return f"{self.result}: {self.detail}"
+
+
+def _fault(name: str, spec: str, result: str, detail: str, what: str) -> LabEntry:
+    fault = parse_fault(spec)
+    options: tuple[tuple[str, Any], ...] = (("faults", (fault,)),)
+    if fault.name in RECORD_FAULTS:  # our records: the memory-BIO engine
+        options += (("engine", "membio"),)
+    return LabEntry(name, "fault", what, result, detail, options=options)
+
+
+_POLICY = {
+    "client-cert-required": "client.crt required (without it: alert certificate_required)",
+    "tls1.2-only": "TLS 1.2 only (a TLS 1.3-only client is refused)",
+    "tls1.3-only": "TLS 1.3 only (a TLS 1.2-only client is refused)",
+    "alpn-required": "ALPN 'echo' required (without it: closed after the handshake)",
+}
+_NEEDS = {
+    "client-cert-required": (("client_cert", True),),
+    "alpn-required": (("alpn", ("echo",)),),
+}
+
+
+def catalog() -> list[LabEntry]:
+    """Every endpoint, in order: the control, certificates, policies, faults."""
+    out = [LabEntry("ok", "certificate", "a valid certificate for the hosts", "echo", "intact")]
+    bad = {k.name: k for k in BAD_KINDS}
+    for ep in BADSSL:
+        if ep.name in bad:
+            result, _, detail = bad[ep.name].expect.partition(": ")
+            out.append(LabEntry(ep.name, "certificate", bad[ep.name].what, result, detail, ep.name))
+        else:
+            needs = _NEEDS.get(ep.name, ())
+            entry = LabEntry(ep.name, "policy", _POLICY[ep.name], "echo", "intact")
+            out.append(dataclasses.replace(entry, options=ep.options, needs=needs))
+    for k in LAB_KINDS:
+        options: tuple[tuple[str, Any], ...] = ()
+        if k.weak:  # OpenSSL refuses to load it at its default security level
+            options = (("ciphers", INTERMEDIATE_CIPHERS + ":@SECLEVEL=0"),)
+        out.append(LabEntry(k.name, "certificate", k.what, k.result, k.detail, k.name, options))
+    alerts = ("handshake_failure", "protocol_version", "unrecognized_name", "internal_error")
+    out += [
+        _fault("stall", "stall", "timeout", "no answer", "the ClientHello is never answered"),
+        _fault(
+            "close-after-hello", "close-after-hello", "error", "closed", "a FIN, no ServerHello"
+        ),
+        _fault(
+            "reset-after-hello", "reset-after-hello", "error", "reset", "a reset, no ServerHello"
+        ),
+        *(
+            _fault(f"alert-{a.replace('_', '-')}", f"alert={a}", "alert", a, f"a fatal {a} alert")
+            for a in alerts
+        ),
+        _fault(
+            "reset-mid-handshake",
+            "reset-mid-handshake",
+            "error",
+            "reset",
+            "a reset after our first flight",
+        ),
+        _fault("slow-handshake", "slow-handshake=0.3", "echo", "intact", "each flight 0.3 s late"),
+        _fault("slice", "slice=1", "echo", "intact", "our records in 1-byte TCP segments"),
+        _fault(
+            "corrupt",
+            "corrupt",
+            "error",
+            "bad record mac",
+            "our first application record corrupted",
+        ),
+        _fault(
+            "truncate", "truncate", "error", "truncated", "the echo, then a FIN and no close_notify"
+        ),
+        _fault(
+            "garbage",
+            "garbage-after-handshake",
+            "error",
+            "not tls",
+            "no TLS record after the handshake",
+        ),
+        _fault("latency", "latency=200", "echo", "intact", "each echo 200 ms late"),
+        _fault("bandwidth", "bandwidth=2000", "echo", "intact", "the echo at 2000 bytes/s"),
+        _fault("limit", "limit=5", "cut", "5 bytes", "5 bytes of echo, then close_notify"),
+        _fault(
+            "stall-after",
+            "stall-after=5",
+            "timeout",
+            "after 5 bytes",
+            "5 bytes of echo, then silence",
+        ),
+        _fault("reset-after", "reset-after=5", "error", "reset", "5 bytes of echo, then a reset"),
+    ]
+    return out
+
+
+def write_lab_pki(out: Path) -> tuple[Pki, dict[str, CertPair]]:
+    """The lab's certificates in ``out``: ``tlsecho cert --ca --bad`` and the lab kinds."""
+    out.mkdir(parents=True, exist_ok=True)
+    pki = write_pki(out, bad=True, force=True)
+    return pki, write_lab_certs(out, pki)
+
+
+def lab_configs(
+    pki: Pki, lab: dict[str, CertPair], base: ServerConfig, first_port: int = 0
+) -> list[tuple[LabEntry, ServerConfig]]:
+    """One ServerConfig per endpoint, on consecutive ports from
+    ``first_port`` (free ports when 0)."""
+    out = []
+    for i, entry in enumerate(catalog()):
+        pair = pki.server
+        if entry.cert in pki.bad:
+            pair = pki.bad[entry.cert]
+        elif entry.cert in lab:
+            pair = lab[entry.cert]
+        fields: dict[str, Any] = dict(entry.options)
+        if fields.get("client_auth"):
+            fields["client_ca"] = pki.ca.cert
+        cfg = dataclasses.replace(
+            base,
+            port=first_port + i if first_port else 0,
+            listen=(),
+            cert=pair.cert,
+            key=pair.key,
+            **fields,
+        )
+        out.append((entry, cfg))
+    return out
+
+
+def manifest(pki: Pki, endpoints: list[tuple[LabEntry, str, int]]) -> dict[str, Any]:
+    """The document a program reads: what to trust, and for each endpoint
+    where it listens and what a correct client must do."""
+    return {
+        "tlsecho": __version__,
+        "ca": str(pki.ca.cert),
+        "client_cert": str(pki.client.cert),
+        "client_key": str(pki.client.key),
+        "protocol": "mode nul: send a message ended by a NUL byte; the server "
+        "echoes what came before the NUL, then close_notify",
+        "endpoints": [
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "what": e.what,
+                "host": host,
+                "port": port,
+                "sni": "localhost",
+                "expect": {"result": e.result, "detail": e.detail},
+                "expect_text": e.expect,
+                "needs": {k: list(v) if isinstance(v, tuple) else v for k, v in e.needs},
+            }
+            for e, host, port in endpoints
+        ],
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The table a person reads."""
+    eps = doc["endpoints"]
+    width = max(len(e["name"]) for e in eps)
+    lines = [
+        f"tlsecho lab: {len(eps)} endpoints; trust {doc['ca']}",
+        f"  {'port':>5}  {'endpoint':<{width}}  {'kind':<11}  a correct client must get",
+    ]
+    for e in eps:
+        needs = e["needs"]
+        extra = ""
+        if needs.get("client_cert"):
+            extra = "  (present client.crt)"
+        elif needs.get("alpn"):
+            extra = f"  (offer ALPN {','.join(needs['alpn'])})"
+        lines.append(
+            f"  {e['port']:>5}  {e['name']:<{width}}  {e['kind']:<11}  {e['expect_text']}{extra}"
+        )
+    lines.append(f"client certificate: {doc['client_cert']} (key {doc['client_key']})")
+    return "\n".join(lines)
+
+
+async def start_lab(
+    out: Path, host: str = "127.0.0.1", first_port: int = 0, base: ServerConfig | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """Write the lab's certificates into ``out``, start every endpoint (on
+    the running loop) and return the servers and the manifest."""
+    from tlsecho.server import EchoServer
+
+    pki, lab = write_lab_pki(out)
+    base = base or ServerConfig()
+    base = dataclasses.replace(base, host=host)
+    servers = []
+    placed = []
+    try:
+        for entry, cfg in lab_configs(pki, lab, base, first_port):
+            srv = EchoServer(cfg)
+            srv.name = entry.name  # each connection's line says which endpoint it hit
+            await srv.start()
+            servers.append(srv)
+            addr = srv.addresses[0]
+            placed.append((entry, str(addr[0]), int(addr[1])))
+    except BaseException:
+        for srv in servers:
+            await srv.aclose()
+        raise
+    return servers, manifest(pki, placed)
