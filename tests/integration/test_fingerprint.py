@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,24 +217,48 @@ def test_ja3_agrees_with_wireshark_on_live_handshakes(pki: CertPair, tmp_path: P
             stderr=err,
             text=True,
         )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert cap.stdout is not None
+        lines.extend(iter(cap.stdout.readline, ""))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
     try:
+        # "Capturing on" can come before the filter catches packets: a first
+        # handshake, until tshark has seen it, proves the capture is live.
         deadline = time.monotonic() + 30
         while "Capturing on" not in errors.read_text():
             assert time.monotonic() < deadline and cap.poll() is None, errors.read_text()
             time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        warm_ups = 0
+        while not lines:
+            assert time.monotonic() < deadline, errors.read_text()
+            s_client(srv.port)
+            warm_ups += 1
+            time.sleep(0.2)
         s_client(srv.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:AES256-SHA")
         s_client(srv.port, "-groups", "P-256:X25519", "-servername", "tshark.test")
         curl(srv.port, pki.cert)
         handshake_in_pieces(srv.port, pki.cert, [100], 0.1)
-        records = srv.wait_for_record(count=4, ja4=r"t1.*")
-        time.sleep(1)  # let tshark print the last packet
+        records = srv.wait_for_record(count=4 + warm_ups, ja4=r"t1.*")[warm_ups:]
+        ports = {rec["peer"].rsplit(":", 1)[1] for rec in records}
+        deadline = time.monotonic() + 30
+        while not ports <= {line.split("\t")[0] for line in lines}:
+            assert time.monotonic() < deadline and cap.poll() is None, "".join(lines)
+            time.sleep(0.05)
     finally:
         cap.send_signal(signal.SIGINT)
-        out, _ = cap.communicate(timeout=30)
+        cap.communicate(timeout=30)
+        reader.join(10)
         stop_cleanly(srv)
     # One line per ClientHello: source port, JA3, JA3 string[, JA4].
+    out = "".join(lines)
     seen = {line.split("\t")[0]: line.split("\t")[1:] for line in out.splitlines()}
-    assert len(records) == 4 and len(seen) == 4, out
+    assert len(records) == 4, out
     for rec in records:
         theirs = seen[rec["peer"].rsplit(":", 1)[1]]
         ours = [rec["ja3_hash"], rec["ja3"]] + ([rec["ja4"]] if has_ja4 else [])
