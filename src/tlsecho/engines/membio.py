@@ -341,15 +341,22 @@ class BioTlsConnection(EngineConnection):
             self._want_read(True)
 
     def _send_failed(self, exc: OSError, size: int) -> None:
-        """The peer is gone (a reset, a broken pipe). While the session is
-        open, the next read says how it ended (a FIN first is an end of
-        stream, as on the SSLSocket engine); while closing, it is over."""
+        """The peer is gone. A reset ends the connection now (the kernel
+        reports it once: the next read would only see an end of stream); a
+        broken pipe while the session is open leaves it to the next read,
+        which finds the peer's FIN (as on the SSLSocket engine)."""
         self._lost += size + self._wsize
         self._wbuf.clear()
         self._wsize = 0
         self._want_write(False)
-        if self._state is State.OPEN or self._state is State.HANDSHAKE:
-            return
+        state = self._state
+        if state is State.OPEN or state is State.HANDSHAKE:
+            if not isinstance(exc, ConnectionResetError):
+                return  # a broken pipe: the peer closed; its FIN is still to read
+            if state is State.HANDSHAKE:  # the kernel says "reset" once: say it now
+                self._outcome = Outcome.HANDSHAKE_FAILED
+                self._close(exc)
+                return
         self._close(exc if self._outcome is None else None)
 
     # -- closing --------------------------------------------------------------
