@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tlsecho.badssl import endpoint_configs
 from tlsecho.certs import default_cert_dir, write_pki
-from tlsecho.cli.common import add_logging, add_loop, level, subcommand
+from tlsecho.cli.common import add_logging, add_loop, level, serve_until_signalled, subcommand
 from tlsecho.config import ServerConfig
 from tlsecho.logs import configure
 from tlsecho.run import run_on_loop
@@ -63,31 +60,25 @@ def run(args: argparse.Namespace) -> int:
     quiet = main_log.level < logging.WARNING and not args.verbose
 
     async def serve_all() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         if quiet:
             main_log.setLevel(logging.WARNING)
         try:
             for srv in servers:
                 await srv.start()
+        except BaseException:
+            for srv in servers:
+                await srv.aclose()
+            raise
+
+        def show() -> None:
             width = max(len(ep.name) for ep, _ in configs)
             print(f"bad TLS endpoints on {args.host}; trust {pki.ca.cert}")
             print(f"  {'port':>5}  {'property':<{width}}  a correct client must")
             for (ep, _), srv in zip(configs, servers, strict=True):
                 print(f"  {srv.port:>5}  {ep.name:<{width}}  {ep.expect}")
             print(f"client certificate: {pki.client.cert} (key {pki.client.key})", flush=True)
-            await stop.wait()
-        finally:
-            for srv in servers:
-                await srv.aclose()
-            outcomes: Counter[str] = Counter()
-            for srv in servers:
-                outcomes.update(srv.outcomes)
-            done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
-            total = sum(srv.connections_total for srv in servers)
-            print(f"served {total} connections on {len(servers)} endpoints ({done})", flush=True)
+
+        await serve_until_signalled(servers, show)
 
     run_on_loop(args.loop, serve_all())
     return 0

@@ -4,16 +4,13 @@ and a manifest of what a correct client must do with each."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tlsecho.certs import default_cert_dir
-from tlsecho.cli.common import add_logging, add_loop, level, subcommand
+from tlsecho.cli.common import add_logging, add_loop, level, serve_until_signalled, subcommand
 from tlsecho.config import ServerConfig
 from tlsecho.lab import render, start_lab
 from tlsecho.logs import configure
@@ -63,30 +60,19 @@ def run(args: argparse.Namespace) -> int:
     quiet = main_log.level < logging.WARNING and not args.verbose
 
     async def serve_all() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         if quiet:
             main_log.setLevel(logging.WARNING)
         servers, doc = await start_lab(out, args.host, args.port, ServerConfig(loop=args.loop))
-        try:
+
+        def show() -> None:
             if args.manifest:
                 args.manifest.parent.mkdir(parents=True, exist_ok=True)
                 args.manifest.write_text(json.dumps(doc, indent=2) + "\n")
             print(render(doc), flush=True)
             if args.manifest:
                 print(f"manifest: {args.manifest}", flush=True)
-            await stop.wait()
-        finally:
-            for srv in servers:
-                await srv.aclose()
-            outcomes: Counter[str] = Counter()
-            for srv in servers:
-                outcomes.update(srv.outcomes)
-            done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
-            total = sum(srv.connections_total for srv in servers)
-            print(f"served {total} connections on {len(servers)} endpoints ({done})", flush=True)
+
+        await serve_until_signalled(servers, show)
 
     run_on_loop(args.loop, serve_all())
     return 0
