@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import BAD_KINDS, Pki
+from tlsecho.certs import BAD_KINDS, CertPair, Pki
 from tlsecho.config import ServerConfig
 
-__all__ = ["ENDPOINTS", "Endpoint", "endpoint_configs"]
+__all__ = ["ENDPOINTS", "Endpoint", "endpoint_config", "endpoint_configs"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+def endpoint_config(
+    base: ServerConfig, pki: Pki, pair: CertPair, options: dict[str, Any], port: int
+) -> ServerConfig:
+    """``base`` serving ``pair`` on ``port`` with ``options`` (ServerConfig
+    fields; client authentication trusts the PKI's CA)."""
+    if options.get("client_auth"):
+        options = {**options, "client_ca": pki.ca.cert}
+    return dataclasses.replace(
+        base, port=port, listen=(), cert=Path(pair.cert), key=Path(pair.key), **options
+    )
+
+
 def endpoint_configs(
     pki: Pki, base: ServerConfig, first_port: int = 0
 ) -> list[tuple[Endpoint, ServerConfig]]:
@@ -66,16 +78,6 @@ def endpoint_configs(
     out = []
     for i, ep in enumerate(ENDPOINTS):
         pair = pki.server if ep.cert == "server" else pki.bad[ep.cert]
-        fields: dict[str, Any] = dict(ep.options)
-        if fields.get("client_auth"):
-            fields["client_ca"] = pki.ca.cert
-        cfg = dataclasses.replace(
-            base,
-            port=first_port + i if first_port else 0,
-            listen=(),
-            cert=Path(pair.cert),
-            key=Path(pair.key),
-            **fields,
-        )
-        out.append((ep, cfg))
+        port = first_port + i if first_port else 0
+        out.append((ep, endpoint_config(base, pki, pair, dict(ep.options), port)))
     return out

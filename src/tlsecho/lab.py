@@ -25,6 +25,7 @@ from typing import Any
 
 from tlsecho import __version__
 from tlsecho.badssl import ENDPOINTS as BADSSL
+from tlsecho.badssl import endpoint_config
 from tlsecho.certs import BAD_KINDS, CertPair, Pki, write_pki
 from tlsecho.config import ServerConfig
 from tlsecho.faults import RECORD_FAULTS, parse_fault
@@ -170,17 +171,8 @@ def lab_configs(
             pair = pki.bad[entry.cert]
         elif entry.cert in lab:
             pair = lab[entry.cert]
-        fields: dict[str, Any] = dict(entry.options)
-        if fields.get("client_auth"):
-            fields["client_ca"] = pki.ca.cert
-        cfg = dataclasses.replace(
-            base,
-            port=first_port + i if first_port else 0,
-            listen=(),
-            cert=pair.cert,
-            key=pair.key,
-            **fields,
-        )
+        port = first_port + i if first_port else 0
+        cfg = endpoint_config(base, pki, pair, dict(entry.options), port)
         out.append((entry, cfg))
     return out
 
