@@ -5,6 +5,7 @@ counted by status."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -108,7 +109,7 @@ class HttpMixin(EngineConnection):
 
     def _log_requests(self, answered: list[Any], version: str | None) -> None:
         metrics = self._server.metrics
-        info = log_http.isEnabledFor(20)
+        info = log_http.isEnabledFor(logging.INFO)
         for req, status in answered:
             if metrics is not None:
                 metrics.http_request(status, version or "-")
