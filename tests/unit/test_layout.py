@@ -4,11 +4,13 @@ imports the command line."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "tlsecho"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "tlsecho"
 MAX_LINES = 600
 
 
@@ -85,6 +87,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.tlsext",
         "tlsecho.fingerprints",
         "tlsecho.serverhello",
+        "tlsecho.faults",
         "tlsecho.tlsbin",
         "tlsecho.tlsbin.h1",
         "tlsecho.tlsbin.h2",
@@ -113,3 +116,58 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
 def test_no_module_is_over_600_lines(name: str) -> None:
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines"
+
+
+def _design_map() -> tuple[set[str], set[str]]:
+    """The modules docs/design.md's module table names in its first column
+    (``a``, ``a/b``, ``pkg/``), and with them, for a package row, every name
+    in backticks of its job cell (``pkg/name``)."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    table = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    rows: set[str] = set()
+    named: set[str] = set()
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) != 2 or not cells[0].startswith("`"):
+            continue
+        first = re.findall(r"`([^`]+)`", cells[0])
+        rows.update(first)
+        named.update(first)
+        for pkg in (f for f in first if f.endswith("/")):
+            named.update(pkg + name for name in re.findall(r"`(\w+)`", cells[1]))
+    return rows, named
+
+
+def test_the_design_module_map_names_every_module() -> None:
+    rows, named = _design_map()
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).with_suffix("").as_posix()
+        package, _, leaf = rel.rpartition("/")
+        if leaf == "__init__" and package:
+            continue  # the package row stands for it
+        if rel not in named and f"{rel.rpartition('/')[0]}/{leaf}" not in named:
+            missing.append(rel)
+    assert not missing, f"docs/design.md's module table does not name: {missing}"
+    stale = {n for n in rows if not n.endswith("/")} - {
+        p.relative_to(SRC).with_suffix("").as_posix() for p in SRC.rglob("*.py")
+    }
+    assert not stale, f"docs/design.md names modules that do not exist: {sorted(stale)}"
+
+
+DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "RELIABILITY.md"]
+DOCS += sorted((ROOT / "docs").glob("*.md"))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_docs_link_only_inside_the_repository(doc: Path) -> None:
+    """Every relative link resolves to a file of the repository (a link to
+    ``../shared`` works in one checkout only)."""
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if target.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        if not path.is_relative_to(ROOT) or not path.exists():
+            bad.append(target)
+    assert not bad, f"{doc.name}: links that leave the repository or lead nowhere: {bad}"
