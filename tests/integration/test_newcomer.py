@@ -381,3 +381,46 @@ def test_wrong_ca(tlsecho_server_factory):
     result.stdout.re_match_lines(
         [r".*Captured log call.*", r".*done peer=.*end=handshake-failed.*"]
     )
+
+
+def test_a_reload_with_a_mismatched_key_says_so_as_start_up_does(tmp_path: Path) -> None:
+    # It said NO_CERTIFICATE_ASSIGNED (OpenSSL's code) where start-up says
+    # "certificate X does not match key Y" (a key of another type: b is RSA).
+    for name, args in (("a", []), ("b", ["--key-type", "rsa"])):
+        subprocess.run(
+            [*TLSECHO, "cert", "--out", str(tmp_path / name), *args],
+            check=True,
+            capture_output=True,
+        )
+    cert, key = tmp_path / "a" / "tlsecho.crt", tmp_path / "a" / "tlsecho.key"
+    srv = start_server("--cert", str(cert), "--key", str(key))
+    try:
+        key.write_bytes((tmp_path / "b" / "tlsecho.key").read_bytes())
+        srv.proc.send_signal(signal.SIGHUP)
+        line = srv.wait_for(r"reload failed")[0]
+        assert f"certificate {cert} does not match key {key}" in line
+        assert "NO_CERTIFICATE" not in line
+        assert "keeping the current certificates" in line
+        p = send(srv.port, "--cafile", str(cert), "still served")
+        assert p.returncode == 0, p.stderr
+    finally:
+        stop_cleanly(srv)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "any"])
+def test_send_to_a_proxy_protocol_server_suggests_the_header(ca_pki: Pki, version: str) -> None:
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--proxy-protocol", version,
+    )  # fmt: skip
+    try:
+        p = send(srv.port, "--cafile", str(ca_pki.ca.cert))
+        err = p.stderr.decode()
+        assert p.returncode == 1, err
+        assert "during the handshake (does the server expect a PROXY header first?)" in err
+        # With the header it is served; the hint is not given to a client that sent one.
+        header = "v2" if version == "any" else version
+        ok = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--proxy-header", header)
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        stop_cleanly(srv)
