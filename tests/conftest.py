@@ -50,6 +50,18 @@ def server(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     stop_cleanly(srv)
 
 
+@pytest.fixture
+def server_json(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
+    """The same server logging JSON (``--log-format json``): tests that check
+    what it logged read its connection records, not the human text."""
+    srv = start_server(
+        "--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v",
+        "--log-format", "json",
+    )  # fmt: skip
+    yield srv
+    stop_cleanly(srv)
+
+
 @pytest.fixture(scope="session")
 def ca_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """``tlsecho cert --ca --bad``: a CA, server and client certificates, bad ones."""

@@ -93,25 +93,26 @@ class ServerProcess:
         found = self._wait(repr(pattern), lambda ln: bool(rx.search(as_text(ln))), count, timeout)
         return [as_text(ln) for ln in found]
 
-    def records(self) -> list[dict[str, Any]]:
-        """The JSON connection records logged so far (``--log-format json``)."""
-        return [r for r in map(as_record, self.lines()) if r.get("event") == "connection"]
+    def records(self, event: str = "connection") -> list[dict[str, Any]]:
+        """The JSON records of ``event`` logged so far (``--log-format json``):
+        finished connections, or ``request`` (mode http's access lines)."""
+        return [r for r in map(as_record, self.lines()) if r.get("event") == event]
 
     def wait_for_record(
-        self, count: int = 1, timeout: float = 10.0, **want: object
+        self, count: int = 1, timeout: float = 10.0, event: str = "connection", **want: object
     ) -> list[dict[str, Any]]:
-        """Wait until ``count`` JSON connection records have every field in
+        """Wait until ``count`` JSON records of ``event`` have every field in
         ``want``: a string is a regular expression the whole value must match,
         anything else (a number, None) must be equal. Returns the records."""
 
         def matches(line: str) -> bool:
             rec = as_record(line)
-            return rec.get("event") == "connection" and all(
+            return rec.get("event") == event and all(
                 re.fullmatch(v, str(rec.get(k))) if isinstance(v, str) else rec.get(k) == v
                 for k, v in want.items()
             )
 
-        found = self._wait(f"a connection record {want}", matches, count, timeout)
+        found = self._wait(f"a {event} record {want}", matches, count, timeout)
         return [as_record(ln) for ln in found]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:

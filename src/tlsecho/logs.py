@@ -67,8 +67,10 @@ class JsonFormatter(logging.Formatter):
     ClientHello was read, what it offered (``ja3``, ``ja3_hash``, ``ja4_r``,
     ``offered_versions``, ``offered_cipher_suites``, ``offered_groups``,
     ``offered_key_share_groups``, ``offered_signature_algorithms``,
-    ``offered_alpn``: IANA names, GREASE as ``GREASE``); other lines are
-    ``"event": "log"`` with a ``message``.
+    ``offered_alpn``: IANA names, GREASE as ``GREASE``). In ``--mode http``
+    each answered request is ``"event": "request"`` with ``method``,
+    ``target``, ``http_version`` and ``status`` (the text access line); other
+    lines are ``"event": "log"`` with a ``message``.
     """
 
     def format(self, record: logging.LogRecord) -> str:

@@ -171,7 +171,10 @@ def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki
 def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:
     cert, key = str(ca_pki.server.cert), str(ca_pki.server.key)
     for mode in ("raw", "line"):
-        srv = start_server("--cert", cert, "--key", key, "--mode", mode, "--proxy-protocol", "v2")
+        srv = start_server(
+            "--cert", cert, "--key", key, "--mode", mode, "--proxy-protocol", "v2",
+            "--log-format", "json",
+        )  # fmt: skip
         try:
             args = ("--mode", mode, "--proxy-header", "v2", "-c", "2")
             rc, r = bench(srv.port, ca_pki.ca.cert, *args)
@@ -182,9 +185,9 @@ def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:
         finally:
             assert srv.stop() == 0
         assert not [line for line in srv.lines() if "Traceback" in line]
-        ends = [line for line in srv.lines() if " done " in line]
+        ends = srv.records()
         assert len(ends) >= 8
-        assert all(line.endswith("end=eof") for line in ends)  # clean TLS closes
+        assert all(rec["outcome"] == "eof" for rec in ends)  # clean TLS closes
 
 
 def test_bench_client_tls_options(ca_pki: Pki, tmp_path: Path) -> None:
@@ -192,7 +195,7 @@ def test_bench_client_tls_options(ca_pki: Pki, tmp_path: Path) -> None:
     for mTLS, ALPN, the version bounds, SNI, and the key log."""
     srv = start_server(
         "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
-        "--client-ca", str(ca_pki.ca.cert), "--alpn", "echo",
+        "--client-ca", str(ca_pki.ca.cert), "--alpn", "echo", "--log-format", "json",
     )  # fmt: skip
     keylog = tmp_path / "keys.log"
     try:
@@ -208,9 +211,13 @@ def test_bench_client_tls_options(ca_pki: Pki, tmp_path: Path) -> None:
         assert r["operations"] == 0 and r["errors"]
     finally:
         assert srv.stop() == 0
-    done = [ln for ln in srv.lines() if " done " in ln and "end=terminated" in ln]
+    done = [rec for rec in srv.records() if rec["outcome"] == "terminated"]
     assert len(done) == 5
-    assert all("tls=TLSv1.3" in ln and "alpn=echo" in ln and "sni=localhost" in ln for ln in done)
+    assert all(
+        (rec["tls_version"], rec["alpn"], rec["sni"]) == ("TLSv1.3", "echo", "localhost")
+        for rec in done
+    )
+    assert all(rec["client_cert"] for rec in done)
     assert keylog.read_text().count("CLIENT_TRAFFIC_SECRET_0") >= 5
     assert len([ln for ln in srv.lines() if "client certificate subject=" in ln]) >= 5
 

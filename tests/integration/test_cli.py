@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.helpers import TLSECHO, ServerProcess, send, start_server
+from tests.helpers import TLSECHO, ServerProcess, as_text, send, start_server
 from tlsecho.certs import CertPair
 
 MESSAGE = b"This is the message. It will be sent in parts."
@@ -287,7 +287,10 @@ def echo_exactly(s: ssl.SSLSocket, data: bytes) -> bytes:
 
 def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
     """SIGTERM stops accepting, but a session mid-message finishes normally."""
-    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "20")
+    srv = start_server(
+        "--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "20",
+        "--log-format", "json",
+    )  # fmt: skip
     with tls_client(srv.port, pki) as s:
         assert echo_exactly(s, b"before the signal ") == b"before the signal "
         srv.proc.send_signal(signal.SIGTERM)
@@ -298,19 +301,22 @@ def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
         s.sendall(b"\x00")
         assert s.recv(100) == b""  # the session ended by itself, cleanly
     assert srv.stop() == 0
-    lines = srv.lines()
-    assert any("in=27 out=26 " in ln and "end=terminated" in ln for ln in lines)
-    assert "main: served 1 connections (terminated=1)" in lines
+    (rec,) = srv.records()
+    assert (rec["bytes_in"], rec["bytes_out"], rec["outcome"]) == (27, 26, "terminated")
+    assert "main: served 1 connections (terminated=1)" in map(as_text, srv.lines())
 
 
 def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
-    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "0.5")
+    srv = start_server(
+        "--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "0.5",
+        "--log-format", "json",
+    )  # fmt: skip
     with tls_client(srv.port, pki) as s:
         assert echo_exactly(s, b"mid-message") == b"mid-message"
         srv.proc.send_signal(signal.SIGTERM)
         assert s.recv(100) == b""  # close_notify after the drain, not a reset
     assert srv.stop() == 0
-    assert any("end=server-shutdown" in ln for ln in srv.lines())
+    assert [rec["outcome"] for rec in srv.records()] == ["server-shutdown"]
 
 
 def test_second_signal_stops_at_once(pki: CertPair) -> None:

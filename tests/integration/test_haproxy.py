@@ -47,7 +47,7 @@ def run_haproxy(
 
 def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
     args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
-    args += ["--proxy-protocol", "v2"]
+    args += ["--proxy-protocol", "v2", "--log-format", "json"]
     backends = [start_server(*args), start_server(*args)]
     front, haproxy = run_haproxy(HAPROXY_CFG.read_text(), backends, tmp_path)
     try:
@@ -57,7 +57,7 @@ def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
                 pytest.fail(f"haproxy exited: {haproxy.communicate()[0].decode()}")
             # HAProxy's check ends with a reset: the SSLSocket engine reads
             # the end first (its ticket write took the error), membio the reset.
-            srv.wait_for(r"end=(eof|error reason='reset by peer')", timeout=20)
+            srv.wait_for_record(outcome="eof|error", tls_version="TLSv1.[23]", timeout=20)
         port = front.getsockname()[1]
         for i in range(6):
             p = subprocess.run(
@@ -85,13 +85,13 @@ def test_haproxy_passthrough_with_proxy_v2(ca_pki: Pki, tmp_path: Path) -> None:
     assert "ALERT" not in out, out
     served = []
     for srv in backends:
-        lines = [ln for ln in srv.lines() if "end=terminated" in ln]
-        served.append(len(lines))
-        for ln in lines:
+        records = [rec for rec in srv.records() if rec["outcome"] == "terminated"]
+        served.append(len(records))
+        for rec in records:
             # The real client address from the PROXY header, and the proxy's.
-            assert " peer=127.0.0.1:" in ln
-            assert " via=127.0.0.1:" in ln
-            assert ln.split(" peer=")[1].split()[0] != ln.split(" via=")[1].split()[0]
+            assert rec["peer"].startswith("127.0.0.1:")
+            assert rec["via"].startswith("127.0.0.1:")
+            assert rec["peer"] != rec["via"]
     assert served == [3, 3]  # round robin: both backends served
 
 
@@ -121,6 +121,7 @@ def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_pat
     on /health: SIGUSR1 flips one backend's /health, HAProxy takes it out,
     and every request goes to the other until it is flipped back."""
     args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--mode", "http"]
+    args += ["--log-format", "json"]
     backends = [start_server(*args), start_server(*args)]
     cfg = HAPROXY_HTTP_CFG.read_text().replace("ca-file ca.crt", f"ca-file {ca_pki.ca.cert}")
     front, haproxy = run_haproxy(cfg, backends, tmp_path)
@@ -135,22 +136,25 @@ def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_pat
             assert doc["connection"]["x_forwarded_for"] == ["127.0.0.1"]
             assert doc["connection"]["peer"].startswith("127.0.0.1:")
         deadline = time.monotonic() + 10
-        while True:  # the access lines reach us a moment after the answers
-            counts = [len([ln for ln in s.lines() if f" /{prefix}" in ln]) for s in backends]
-            if sum(counts) >= n or time.monotonic() > deadline:
-                hits = [ln for srv in backends for ln in srv.lines() if f" /{prefix}" in ln]
-                assert all(" HTTP/2 200" in ln for ln in hits), hits  # h2 by ALPN
-                return counts
+        while True:  # the access records reach us a moment after the answers
+            hits = [
+                [r for r in s.records("request") if r["target"].startswith(f"/{prefix}")]
+                for s in backends
+            ]
+            if sum(map(len, hits)) >= n or time.monotonic() > deadline:
+                # h2 by ALPN, every request answered
+                assert all((r["http_version"], r["status"]) == ("2", 200) for h in hits for r in h)
+                return [len(h) for h in hits]
             time.sleep(0.05)
 
     try:
         for srv in backends:  # both up once each answered a health check
             if haproxy.poll() is not None:
                 pytest.fail(f"haproxy exited: {haproxy.communicate()[0].decode()}")
-            srv.wait_for(r"GET /health HTTP/(2|1\.1) 200$", timeout=20)
+            srv.wait_for_record(event="request", target="/health", status=200, timeout=20)
         assert through_haproxy("a", 4) == [2, 2]  # round robin over both
         backends[0].proc.send_signal(signal.SIGUSR1)  # echo1's /health: 503
-        backends[0].wait_for(r"GET /health HTTP/(2|1\.1) 503$", timeout=20)
+        backends[0].wait_for_record(event="request", target="/health", status=503, timeout=20)
         time.sleep(1.0)  # fall 1: that failed check takes it out
         assert through_haproxy("b", 6) == [0, 6]
         backends[0].proc.send_signal(signal.SIGUSR1)  # and back: rise 1

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import ServerProcess, scrape, start_server, stop_cleanly
+from tests.helpers import ServerProcess, as_record, scrape, start_server, stop_cleanly
 from tlsecho.certs import Pki
 from tlsecho.proxy_protocol import build_v2
 
@@ -31,7 +31,7 @@ def http_server(ca_pki: Pki, *extra: str) -> ServerProcess:
     return start_server(
         *("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)),
         *("--client-ca", str(ca_pki.ca.cert), "--client-auth", "optional"),
-        *("--mode", "http", *extra),
+        *("--mode", "http", "--log-format", "json", *extra),
     )
 
 
@@ -97,18 +97,25 @@ def test_curl_gets_the_json_on_both_versions(srv: ServerProcess, ca_pki: Pki, ve
     assert hello["ja4"].startswith("t13d") and hello["server_name"] == "localhost"
     assert hello["alpn"][0] == ("h2" if want == "2" else "http/1.1")
     assert doc["server"]["host"] == socket.gethostname()
-    # One access line, one connection line with the same JA4.
-    srv.wait_for(rf"POST /some/path\?x=1 HTTP/{re.escape(want)} 200$")
-    srv.wait_for(rf"alpn={'h2' if want == '2' else 'http/1.1'} ja4={hello['ja4']} ")
+    # One access record, one connection record with the same JA4.
+    srv.wait_for_record(
+        event="request", method="POST", target=re.escape("/some/path?x=1"), http_version=want,
+        status=200,
+    )  # fmt: skip
+    (rec,) = srv.wait_for_record(outcome="eof|terminated|error")
+    assert (rec["alpn"], rec["ja4"]) == ("h2" if want == "2" else "http/1.1", hello["ja4"])
+    assert rec["client_cert"]
 
 
 def test_curl_reuses_one_connection_for_several_requests(srv: ServerProcess, ca_pki: Pki) -> None:
     url2 = f"https://localhost:{srv.port}/status/201"
     p = curl(srv, ca_pki, "/headers", "--http1.1", url2, "-o", "/dev/null", "-o", "/dev/null")
     assert p.returncode == 0, p.stderr
-    srv.wait_for(r"GET /status/201 HTTP/1.1 201$")
-    done = srv.wait_for(r"done peer=")
-    assert len([ln for ln in srv.lines() if "done peer=" in ln]) == 1, done
+    srv.wait_for_record(event="request", target="/status/201", http_version="1.1", status=201)
+    srv.wait_for_record()
+    # curl asks in its order: url2 comes before the helper's own URL.
+    assert [r["target"] for r in srv.records("request")] == ["/status/201", "/headers"]
+    assert len(srv.records()) == 1, srv.records()  # one connection carried both
 
 
 def test_httpx_http2_runs_many_streams_on_one_connection(srv: ServerProcess, ca_pki: Pki) -> None:
@@ -125,8 +132,10 @@ def test_httpx_http2_runs_many_streams_on_one_connection(srv: ServerProcess, ca_
     assert [len(r.content) for r in responses[:8]] == [1000 * i for i in range(1, 9)]
     assert json.loads(responses[8].content)["request"]["path"] == "/delay/0.3"
     stop_cleanly(srv)
-    assert len([ln for ln in srv.lines() if "done peer=" in ln]) == 1
-    assert len([ln for ln in srv.lines() if " HTTP/2 200" in ln]) == 9
+    assert len(srv.records()) == 1
+    answered = srv.records("request")
+    assert len(answered) == 9
+    assert all((r["http_version"], r["status"]) == ("2", 200) for r in answered)
 
 
 def test_node_https(srv: ServerProcess, ca_pki: Pki) -> None:
@@ -160,7 +169,7 @@ def test_openssl_s_client_with_a_hand_written_request(srv: ServerProcess, ca_pki
     assert head.startswith(b"HTTP/1.1 200 OK\r\n"), p.stdout
     doc = json.loads(body)
     assert doc["tls"]["alpn"] == "http/1.1" and doc["fingerprints"]["ja4"].startswith("t13d")
-    srv.wait_for(r"end=terminated")  # Connection: close ends it cleanly
+    srv.wait_for_record(outcome="terminated")  # Connection: close ends it cleanly
 
 
 def test_pipelined_requests_are_answered_in_order(srv: ServerProcess, ca_pki: Pki) -> None:
@@ -188,11 +197,13 @@ def test_malformed_request_is_a_400_and_one_line_and_others_go_on(
             out = read_all(bad)
         assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
         assert json.loads(out.partition(b"\r\n\r\n")[2])["status"] == 400
-        (line,) = srv.wait_for(r"end=framing-error reason=.bad request: illegal header line")
-        tag = line.split(":")[0]
+        (rec,) = srv.wait_for_record(
+            outcome="framing-error", reason="bad request: illegal header line.*"
+        )
+        tag = rec["logger"]
         # One line for the bad request (beside --client-auth optional's own note).
-        mine = [ln for ln in srv.lines() if ln.startswith(tag + ":")]
-        assert len([ln for ln in mine if "no client certificate" not in ln]) == 1
+        mine = [as_record(ln) for ln in srv.lines() if as_record(ln).get("logger") == tag]
+        assert len([r for r in mine if "no client certificate" not in r.get("message", "")]) == 1
         # The canary, on the same server, is untouched.
         canary.sendall(b"GET /status/202 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert canary.recv(65536).startswith(b"HTTP/1.1 202 ")
@@ -219,7 +230,7 @@ def test_caps_body_head_and_request_timeout(ca_pki: Pki) -> None:
             took = time.monotonic() - started
         assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         assert 0.4 <= took < 3.0
-        srv.wait_for(r"reason='request timed out'")
+        srv.wait_for_record(reason="request timed out")
     finally:
         stop_cleanly(srv)
 
@@ -244,7 +255,7 @@ def test_metrics_count_requests_by_status(ca_pki: Pki) -> None:
         url = line.split("metrics on ")[1].split()[0]
         for path in ("/status/404", "/status/404", "/"):
             curl(srv, ca_pki, path, "--http2", "-o", "/dev/null")
-        srv.wait_for(r"GET / HTTP/2 200$")
+        srv.wait_for_record(event="request", target="/", http_version="2", status=200)
         samples = scrape(url)
         key = ("tlsecho_http_requests_total", (("http_version", "2"), ("status", "404")))
         assert samples[key] == 2
@@ -333,7 +344,7 @@ def test_h2_floods_get_goaway_and_the_canary_goes_on(
                 goaways.append(frame.error_code)
             pos += 9 + length
         assert goaways and goaways[-1] in (1, 11), goaways  # PROTOCOL_ERROR, ENHANCE_YOUR_CALM
-        srv.wait_for(r"end=framing-error reason='HTTP/2 (flood|protocol error)")
+        srv.wait_for_record(outcome="framing-error", reason="HTTP/2 (flood|protocol error).*")
         # A second client on the same server, before and after: untouched.
         canary.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     p = curl(srv, ca_pki, "/status/201", "--http2", "-o", "/dev/null", "-w", "%{http_code}")
@@ -367,10 +378,13 @@ def test_bench_http_checks_every_response(
     assert r["bytes_verified"] == 300 * 2000
     assert r["mode"] == ("http/2" if alpn else "http/1.1") and r["path"] == "/bytes/2000?seed=1"
     version = "2" if alpn else "1.1"
-    srv.wait_for(rf"GET /bytes/2000\?seed=1 HTTP/{re.escape(version)} 200$", count=300)
+    srv.wait_for_record(
+        event="request", target=re.escape("/bytes/2000?seed=1"), http_version=version,
+        status=200, count=300,
+    )  # fmt: skip
     # Keep-alive: three connections carried the 300 requests.
     stop_cleanly(srv)
-    assert len([ln for ln in srv.lines() if "done peer=" in ln]) == 3
+    assert len(srv.records()) == 3
 
 
 def test_bench_http_reports_bad_status_and_different_answers(

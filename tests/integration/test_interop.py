@@ -17,6 +17,12 @@ pytestmark = pytest.mark.interop
 PEERS = Path(__file__).parent.parent / "peers"
 
 
+@pytest.fixture
+def server(server_json: ServerProcess) -> ServerProcess:
+    """In this module the server logs JSON: the checks read its records."""
+    return server_json
+
+
 def run(cmd: list[str], data: bytes, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
 
@@ -29,9 +35,9 @@ def test_openssl_s_client(server: ServerProcess, pki: CertPair, version: str) ->
     p = run(cmd, b"hello\x00world")
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"hello"
-    line = server.wait_for("end=terminated")[0]
-    assert "in=11 out=5 discarded=5" in line
-    assert f"tls=TLSv1.{version[-1]} " in line
+    (rec,) = server.wait_for_record(outcome="terminated")
+    assert (rec["bytes_in"], rec["bytes_out"], rec["discarded"]) == (11, 5, 5)
+    assert rec["tls_version"] == f"TLSv1.{version[-1]}"
 
 
 def test_openssl_s_client_sees_close_notify(server: ServerProcess, pki: CertPair) -> None:

@@ -387,11 +387,11 @@ def test_keylog_matches_what_s_client_logs(
 
 def test_sslkeylogfile_is_honoured(ca_pki: Pki, tmp_path: Path) -> None:
     keys = tmp_path / "env.keys"
-    srv = start_server(*pki_args(ca_pki), env={"SSLKEYLOGFILE": str(keys)})
+    srv = start_server(*pki_args(ca_pki), "--log-format", "json", env={"SSLKEYLOGFILE": str(keys)})
     try:
         p = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--keylog", str(tmp_path / "c.keys"))
         assert p.returncode == 0, p.stderr
-        srv.wait_for("end=terminated")
+        srv.wait_for_record(outcome="terminated")
     finally:
         assert srv.stop() == 0
     assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keys.read_text()

@@ -40,7 +40,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
                 s.recv(100)
         too_long = subprocess.run([*send, "x" * 200], capture_output=True, check=False)
         assert too_long.returncode == 1
-        srv.wait_for(r'"outcome": "framing-error"')
+        srv.wait_for_record(outcome="framing-error")
         m = scrape(url)
         assert m[("tlsecho_connections_total", (("outcome", "eof"),))] == 2
         assert m[("tlsecho_connections_total", (("outcome", "handshake-failed"),))] == 1

@@ -33,6 +33,8 @@ def test_probe_tlsecho(ca_pki: Pki, tickets: list[str], resumed: bool) -> None:
         str(ca_pki.server.key),
         "--alpn",
         "h2,echo",
+        "--log-format",
+        "json",
         *tickets,
     )
     try:
@@ -51,7 +53,7 @@ def test_probe_tlsecho(ca_pki: Pki, tickets: list[str], resumed: bool) -> None:
         assert chain[0]["key"] == "ECDSA P-256"
         assert chain[0]["sans"] == ["localhost", "127.0.0.1", "::1"]
         assert 360 <= chain[0]["days_left"] <= 365
-        srv.wait_for(r" sni=localhost alpn=echo .*end=eof")
+        srv.wait_for_record(sni="localhost", alpn="echo", outcome="eof")
     finally:
         assert srv.stop() == 0
 

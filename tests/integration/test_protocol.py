@@ -14,6 +14,12 @@ from tlsecho.certs import CertPair
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 
 
+@pytest.fixture
+def server(server_json: ServerProcess) -> ServerProcess:
+    """In this module the server logs JSON: the checks read its records."""
+    return server_json
+
+
 def client_ctx(pki: CertPair, version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(pki.cert))
     if version is not None:
@@ -47,9 +53,9 @@ def test_parts_then_nul(server: ServerProcess, pki: CertPair, version: ssl.TLSVe
             s.sendall(part)
         s.sendall(b"\x00")
         assert read_to_close(s) == b"This is the message. It will be sent in parts."
-    line = server.wait_for(r"done peer=.*end=terminated")[0]
-    assert f"tls={negotiated} " in line
-    assert "in=47 out=46 discarded=0" in line
+    (rec,) = server.wait_for_record(outcome="terminated")
+    assert rec["tls_version"] == negotiated
+    assert (rec["bytes_in"], rec["bytes_out"], rec["discarded"]) == (47, 46, 0)
 
 
 @pytest.mark.parametrize(
@@ -70,10 +76,10 @@ def test_nul_anywhere_ends_the_session(
             s.sendall(r)  # one TLS record per sendall
             time.sleep(0.02)  # let each record be read on its own
         assert read_to_close(s) == echo
-    line = server.wait_for(r"end=terminated")[0]
-    assert f"out={len(echo)} " in line
+    (rec,) = server.wait_for_record(outcome="terminated")
+    assert rec["bytes_out"] == len(echo)
     if discarded is not None:
-        assert f"discarded={discarded} " in line
+        assert rec["discarded"] == discarded
 
 
 def test_end_of_stream_without_nul(server: ServerProcess, pki: CertPair) -> None:
@@ -84,7 +90,7 @@ def test_end_of_stream_without_nul(server: ServerProcess, pki: CertPair) -> None
             got += s.recv(100)
         assert got == b"no terminator"
         s.unwrap()  # close_notify: end of stream without a NUL
-    server.wait_for(r"in=13 out=13 .*end=eof")
+    server.wait_for_record(outcome="eof", bytes_in=13, bytes_out=13)
 
 
 def test_large_message_streams_back_whole(server: ServerProcess, pki: CertPair) -> None:
@@ -96,7 +102,7 @@ def test_large_message_streams_back_whole(server: ServerProcess, pki: CertPair) 
         got = pump(s, payload + b"\x00")
     assert len(got) == len(payload)
     assert got == payload
-    server.wait_for(rf"in={len(payload) + 1} out={len(payload)} .*end=terminated")
+    server.wait_for_record(outcome="terminated", bytes_in=len(payload) + 1, bytes_out=len(payload))
 
 
 def test_backpressure_a_peer_that_does_not_read_is_paused(
@@ -129,7 +135,7 @@ def test_backpressure_a_peer_that_does_not_read_is_paused(
     assert read_to_close(s) == b""
     assert got == sent
     s.close()
-    server.wait_for(rf"in={sent + 1} out={sent} .*end=terminated")
+    server.wait_for_record(outcome="terminated", bytes_in=sent + 1, bytes_out=sent)
 
 
 def test_server_keeps_serving_after_abort_mid_message(server: ServerProcess, pki: CertPair) -> None:
@@ -139,7 +145,7 @@ def test_server_keeps_serving_after_abort_mid_message(server: ServerProcess, pki
     # Reset (SO_LINGER 0) mid-message, no close_notify.
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s.close()
-    server.wait_for(r"end=(error|eof)")
+    server.wait_for_record(outcome="error|eof")
     with connect(server, pki) as s2:
         s2.sendall(b"still here\x00")
         assert read_to_close(s2) == b"still here"
@@ -154,8 +160,8 @@ def test_plain_text_gets_one_log_line(server: ServerProcess, pki: CertPair) -> N
                 pass
         except ConnectionResetError:
             pass
-    line = server.wait_for(r"end=handshake-failed")[0]
-    assert "reason='http request'" in line
+    (rec,) = server.wait_for_record(outcome="handshake-failed")
+    assert rec["reason"] == "http request"
     with connect(server, pki) as s2:
         s2.sendall(b"ok\x00")
         assert read_to_close(s2) == b"ok"

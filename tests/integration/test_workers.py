@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.helpers import TLSECHO, scrape, send, start_server, stop_cleanly
+from tests.helpers import TLSECHO, as_text, scrape, send, start_server, stop_cleanly
 from tlsecho.certs import Pki, write_pair
 
 
@@ -27,6 +27,8 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
         "2",
         "--metrics",
         "127.0.0.1:0",
+        "--log-format",
+        "json",
     )
     try:
         url = srv.wait_for(r"metrics on http://")[0].split("metrics on ")[1].split()[0]
@@ -35,8 +37,9 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
         assert len(pids) == 2
         for _ in range(20):
             assert send_ok(srv.port, ca_pki) == 0
-        # Each connection's line names the worker that served it.
-        srv.wait_for(r"end=terminated worker=[12]$", count=20)
+        # Each connection's record names the worker that served it.
+        done = srv.wait_for_record(outcome="terminated", count=20)
+        assert {rec["worker"] for rec in done} <= {1, 2}
         assert srv.wait_for(r"^worker1: starting up on 127\.0\.0\.1 port ")
         m = scrape(url)
         assert m[("tlsecho_connections_total", (("outcome", "terminated"),))] == 20
@@ -53,11 +56,12 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
             assert send_ok(srv.port, ca_pki) == 0
     finally:
         assert srv.stop() == 0
-    served = [int(m) for ln in srv.lines() for m in re.findall(r"^worker\d: served (\d+) conn", ln)]
+    lines = [as_text(ln) for ln in srv.lines()]
+    served = [int(m) for ln in lines for m in re.findall(r"^worker\d: served (\d+) conn", ln)]
     assert len(served) == 2  # the surviving worker and the replacement
     assert sum(served) >= 4
     # The supervisor sums them: one line for the whole server.
-    totals = [ln for ln in srv.lines() if ln.startswith("main: served ")]
+    totals = [ln for ln in lines if ln.startswith("main: served ")]
     assert len(totals) == 1, totals
     assert totals[0].startswith(f"main: served {sum(served)} connections in all, 2 worker runs (")
     assert "Traceback" not in "\n".join(srv.lines())

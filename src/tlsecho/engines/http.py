@@ -114,13 +114,20 @@ class HttpMixin(EngineConnection):
             if metrics is not None:
                 metrics.http_request(status, version or "-")
             if info and req is not None:
+                fields = {
+                    "event": "request",
+                    "method": req.method,
+                    "target": req.target,
+                    "http_version": version,
+                    "status": status,
+                }
                 log_http.info(
                     "%s %s HTTP/%s %d",
                     req.method,
                     req.target,
                     version,
                     status,
-                    extra={"tag": self.tag},
+                    extra={"tag": self.tag, "fields": fields},
                 )
 
     def _close(self, exc: BaseException | None) -> None:
