@@ -163,7 +163,7 @@ class Harness:
     ) -> list[dict[str, Any]]:
         """Wait for connection records (JSON) with these fields (see
         :meth:`ServerProcess.wait_for_record`)."""
-        return self.server.wait_for_record(count=count, timeout=timeout, **want)
+        return self.server.wait_for_record(count=count, timeout=timeout, event="connection", **want)
 
     def settle(self, timeout: float = 15, rss_slack_kib: int = 40 * 1024) -> None:
         """The server is up and back to its baseline of descriptors, and its
