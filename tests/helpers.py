@@ -131,11 +131,14 @@ def start_server(
     timeout: float = 20.0,
     prefix: tuple[str, ...] = (),
     launcher: tuple[str, ...] = tuple(TLSECHO),
+    new_session: bool = False,
 ) -> ServerProcess:
     """Start ``tlsecho serve`` on ``host`` port 0 and wait until it listens.
 
     ``prefix`` runs it under another command (``prlimit --nofile=40:40``);
-    ``launcher`` is the command that is ``tlsecho`` (``python -m tlsecho``).
+    ``launcher`` is the command that is ``tlsecho`` (``python -m tlsecho``);
+    ``new_session``: its own process group, as a terminal's foreground job
+    (``os.killpg(proc.pid, SIGINT)`` is then what Ctrl-C does).
     """
     cmd = [*prefix, *launcher, "serve", "--host", host, "--port", "0", *args]
     proc = subprocess.Popen(
@@ -144,6 +147,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
+        start_new_session=new_session,
     )
     q: queue.Queue[str | None] = queue.Queue()
 

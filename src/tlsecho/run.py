@@ -62,8 +62,8 @@ async def run_until_signalled(
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
     Signal handlers only set an event or call a method on the loop; a second
-    SIGINT/SIGTERM aborts the connections still open. SIGHUP reloads;
-    SIGUSR1 flips mode http's ``/health``.
+    SIGINT/SIGTERM aborts the connections still open (in a worker: SIGUSR2,
+    from the supervisor). SIGHUP reloads; SIGUSR1 flips mode http's ``/health``.
 
     Args:
         config: the server's configuration.
@@ -86,16 +86,29 @@ async def run_until_signalled(
         server.reuse_port = True
         server.serve_metrics = False
 
-    def on_stop_signal() -> None:
-        if stop.is_set():
-            log_main.info("second signal: closing every connection now")
-            server.abort_all()
+    def close_now() -> None:
+        log_main.info("second signal: closing every connection now")
+        server.abort_all()
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_stop_signal)  # runs on the loop, not in the handler
-    loop.add_signal_handler(signal.SIGHUP, server.reload)
-    loop.add_signal_handler(signal.SIGUSR1, server.flip_health)
+    def on_stop_signal() -> None:
+        if stop.is_set() and worker is None:
+            close_now()
+        stop.set()
+
+    handlers: dict[signal.Signals, Callable[[], object]]
+    if worker is None:
+        handlers = {signal.SIGINT: on_stop_signal, signal.SIGTERM: on_stop_signal}
+    else:
+        # A terminal's Ctrl-C reaches every process of its group, and systemd
+        # sends SIGTERM to every process of the unit: a worker leaves SIGINT
+        # ignored, takes any number of SIGTERMs as one "drain", and closes
+        # at once only when the supervisor says so (SIGUSR2, its second signal).
+        handlers = {signal.SIGTERM: on_stop_signal, signal.SIGUSR2: close_now}
+    handlers[signal.SIGHUP] = server.reload
+    handlers[signal.SIGUSR1] = server.flip_health
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)  # runs on the loop, not in the handler
     server.on_listening = on_ready
     try:
         await server.start()
@@ -103,6 +116,11 @@ async def run_until_signalled(
         log_main.info("closing server")
         await server.aclose(drain_timeout=config.drain_timeout)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        if worker is not None:
+            # Closed: a late signal must not kill the worker before it reports
+            # (removing a handler restores the default action, SIGINT's
+            # included); blocked signals are dropped when the process exits.
+            signal.pthread_sigmask(signal.SIG_BLOCK, handlers.keys() | {signal.SIGINT})
+        for sig in handlers:
             loop.remove_signal_handler(sig)
     return server

@@ -4,8 +4,10 @@ The supervisor binds nothing that serves: it reserves each port 0 by binding
 (not listening) a SO_REUSEPORT socket, so every worker can bind the same
 port, then starts the workers, each with its own listening sockets; the
 kernel spreads connections among them. It forwards SIGTERM, SIGINT and
-SIGHUP, waits on the workers' process sentinels (no polling), restarts a
-worker that dies unexpectedly, and serves the workers' summed metrics.
+SIGHUP (the first stop as SIGTERM, which workers take as "drain" however
+many copies arrive; the second as SIGUSR2, "close now"), waits on the
+workers' process sentinels (no polling), restarts a worker that dies
+unexpectedly, and serves the workers' summed metrics.
 """
 
 from __future__ import annotations
@@ -49,8 +51,11 @@ def _worker_main(
     restrict_tls_groups()
     configure(level, fmt=fmt, label=f"worker{index}")
     # SIGINT from a terminal reaches the whole process group; the
-    # supervisor forwards it, so a worker ignores its own copy.
+    # supervisor forwards it, so a worker ignores its own copy. SIGUSR2 (the
+    # supervisor's "close every connection now") is ignored until the
+    # server can take it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     log.info("worker %d (pid %d) starting", index, os.getpid())
     try:
         with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
@@ -129,8 +134,11 @@ class Supervisor:
                 os.kill(p.pid, signum)
 
     def _stop_all(self) -> None:
+        # The first stop drains (SIGTERM); the next closes every connection
+        # now (SIGUSR2: a worker takes repeated SIGTERMs, which systemd may
+        # send to every process of the unit, as one).
+        self._signal_all(signal.SIGUSR2 if self.stopping else signal.SIGTERM)
         self.stopping = True
-        self._signal_all(signal.SIGTERM)
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:

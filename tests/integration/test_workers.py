@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import TLSECHO, as_text, scrape, send, start_server, stop_cleanly
 from tlsecho.certs import Pki, write_pair
@@ -147,3 +151,65 @@ def test_workers_with_metrics_poll_their_certificates(tmp_path: Path) -> None:
         srv.wait_for(r"^worker\d: reloaded certificate ", count=2)
     finally:
         stop_cleanly(srv)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "systemd"])
+def test_one_ctrl_c_in_a_terminal_drains_the_workers(ca_pki: Pki, sig: signal.Signals) -> None:
+    """Ctrl-C reaches the whole process group (and systemd's SIGTERM every
+    process of the unit): each worker got its own signal and the
+    supervisor's forwarded stop, took the two for a second signal and cut
+    every open session at once. One stop is one stop: the sessions finish;
+    a second one closes them at once."""
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--workers", "2", "--drain-timeout", "20", "--log-format", "json",
+        new_session=True,
+    )  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    srv.wait_for(r"listening on 127.0.0.1:", count=2)
+
+    def open_session(i: int) -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(b"before %d " % i)
+        assert s.recv(100) == b"before %d " % i
+        return s
+
+    sessions = [open_session(i) for i in range(16)]  # both workers hold some
+    os.killpg(srv.proc.pid, sig)  # what one Ctrl-C in a terminal does
+    srv.wait_for(r"main: closing server: stopping 2 workers")
+    srv.wait_for(r"^worker\d: closing server", count=2)
+    for i, s in enumerate(sessions):
+        s.sendall(b"after %d\x00" % i)
+        got = b""
+        while chunk := s.recv(100):
+            got += chunk
+        assert got == b"after %d" % i  # the session finished, then close_notify
+        s.close()
+    assert srv.stop() == 0
+    texts = [as_text(ln) for ln in srv.lines()]
+    assert not [ln for ln in texts if "second signal" in ln]
+    done = srv.records()
+    assert len(done) == 16 and {r["outcome"] for r in done} == {"terminated"}
+    assert {r["worker"] for r in done} == {1, 2}
+
+
+def test_a_second_ctrl_c_closes_the_workers_sessions_at_once(ca_pki: Pki) -> None:
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--workers", "2", "--drain-timeout", "60", "--log-format", "json",
+        new_session=True,
+    )  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    srv.wait_for(r"listening on 127.0.0.1:", count=2)
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"x")
+        assert s.recv(100) == b"x"
+        os.killpg(srv.proc.pid, signal.SIGINT)
+        srv.wait_for(r"^worker\d: closing server", count=2)
+        os.killpg(srv.proc.pid, signal.SIGINT)
+        assert s.recv(100) == b""  # close_notify now, not after 60 s
+    assert srv.stop() == 0
+    assert [r["outcome"] for r in srv.records()] == ["server-shutdown"]
+    assert any("second signal" in as_text(ln) for ln in srv.lines())
