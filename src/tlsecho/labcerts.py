@@ -202,16 +202,23 @@ def _sha1_leaf(ca: CertPair, hosts: tuple[str, ...], out: Path) -> bytes:
             ["openssl", "req", "-new", "-key", str(out / "sha1.key"), "-subj", "/CN=localhost"],
             ["-out", str(csr)],
         ]
+        # A random serial: -CAcreateserial would leave ca.srl beside the CA.
         sign = [
             *("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca.cert)),
-            *("-CAkey", str(ca.key), "-CAcreateserial", "-sha1", "-days", "365"),
-            *("-extfile", str(ext), "-out", str(Path(tmp) / "leaf.crt")),
+            *("-CAkey", str(ca.key), "-set_serial", str(x509.random_serial_number())),
+            *("-sha1", "-days", "365", "-extfile", str(ext), "-out", str(Path(tmp) / "leaf.crt")),
         ]
-        try:
-            subprocess.run([*run[0], *run[1]], check=True, capture_output=True, timeout=60)
-            subprocess.run(sign, check=True, capture_output=True, timeout=60, cwd=tmp)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise CertificateError(f"openssl could not make the SHA-1 certificate: {exc}") from None
+        for cmd in ([*run[0], *run[1]], sign):
+            try:
+                subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+            except OSError as exc:
+                raise CertificateError(f"cannot run openssl: {exc.strerror or exc}") from None
+            except subprocess.CalledProcessError as exc:
+                said = exc.stderr.decode(errors="replace").strip().splitlines()
+                raise CertificateError(
+                    "openssl could not make the SHA-1 certificate: "
+                    + (said[-1] if said else f"exit {exc.returncode}")
+                ) from None
         return (Path(tmp) / "leaf.crt").read_bytes()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -57,6 +58,17 @@ def test_lab_certificates_are_what_they_say(tmp_path: Path) -> None:
     assert len(sans.value) == 1000
     assert len(leaf["deep-chain"]) == 9  # leaf + 8 intermediates; the root makes 10
     assert all(p.key.stat().st_mode & 0o777 == 0o600 for p in lab.values())
+
+
+def test_a_relative_out_directory_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tlsecho lab --out lab`: the SHA-1 leaf's openssl ran in a temporary
+    directory and could not find lab/ca.crt."""
+    monkeypatch.chdir(tmp_path)
+    _, lab = write_lab_pki(Path("lab"))
+    sha1 = load_chain(tmp_path / lab["sha1"].cert)[0].signature_hash_algorithm
+    assert sha1 is not None and sha1.name == "sha1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab"]  # nothing beside it
+    assert not list((tmp_path / "lab").glob("*.srl"))  # no serial file left behind
 
 
 def test_configs_manifest_and_table(tmp_path: Path) -> None:
