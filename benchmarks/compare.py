@@ -243,6 +243,12 @@ def bench(
         server.mode,
         *row.args,
     ]
+    return run_load(cmd, duration)
+
+
+def run_load(cmd: list[str], duration: float) -> dict[str, object]:
+    """Run a load command that prints bench's JSON; a run that printed none
+    is a failed result with the end of what it said."""
     p = subprocess.run(cmd, capture_output=True, timeout=duration + 120, check=False)
     try:
         result: dict[str, object] = json.loads(p.stdout)

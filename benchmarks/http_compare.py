@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from compare import (  # benchmarks/compare.py, beside this file
     Server,
     build_go_load,
     cpu_seconds,
+    run_load,
     slug,
     start,
     stop,
@@ -105,7 +105,7 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def run_load(
+def http_load(
     port: int, ca: Path, load: Load, duration: float, client: list[str]
 ) -> dict[str, object]:
     alpn = ["--alpn", "h2"] if load.version == "2" else []
@@ -114,12 +114,7 @@ def run_load(
         *("--cafile", str(ca), "--json", "--duration", str(duration), "--warmup", "1"),
         *("--scenario", "http", "--path", "/health", "-c", "16", *alpn),
     ]
-    p = subprocess.run(cmd, capture_output=True, timeout=duration + 120, check=False)
-    try:
-        result: dict[str, object] = json.loads(p.stdout)
-    except ValueError:
-        return {"ok": False, "operations": 0, "errors": {"bench failed": p.stderr.decode()[-300:]}}
-    return result
+    return run_load(cmd, duration)
 
 
 def measure(
@@ -129,7 +124,7 @@ def measure(
     proc, port = start(srv, d / "server.crt", d / "server.key", tmp / f"{slug(srv.name)}.log")
     try:
         before = tree_cpu(proc.pid)
-        r = run_load(port, d / "ca.crt", load, duration, client)
+        r = http_load(port, d / "ca.crt", load, duration, client)
         cpu = tree_cpu(proc.pid) - before
     finally:
         stop(proc)
