@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from tlsecho.badssl import endpoint_configs
 from tlsecho.certs import default_cert_dir, write_pki
-from tlsecho.cli.common import add_logging, add_loop, level, serve_until_signalled, subcommand
+from tlsecho.cli.common import (
+    add_endpoint_range,
+    add_logging,
+    add_loop,
+    level,
+    serve_until_signalled,
+    subcommand,
+)
 from tlsecho.config import ServerConfig
 from tlsecho.logs import configure
 from tlsecho.run import run_on_loop
@@ -28,18 +34,7 @@ def add_parser(sub: Any) -> None:
         "the table printed says what a correct client must do with each.",
         ["tlsecho badssl --port 10443", "tlsecho badssl --port 0 --out /tmp/badssl"],
     )
-    b.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
-    )
-    b.add_argument(
-        "--port", type=int, default=10443, help="first port (default: %(default)s; 0: free ports)"
-    )
-    b.add_argument(
-        "--out",
-        type=Path,
-        help="directory for the PKI (default: a 'badssl' folder in the per-user data directory)",
-        metavar="DIR",
-    )
+    add_endpoint_range(b, 10443, "the PKI", "badssl")
     add_loop(b)
     add_logging(b)
 

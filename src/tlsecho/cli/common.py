@@ -139,6 +139,26 @@ def add_endpoint(p: Container) -> None:
     )
 
 
+def add_endpoint_range(p: Container, first_port: int, what: str, folder: str) -> None:
+    """``--host``, ``--port`` (the first of consecutive ports) and ``--out``
+    of a catalog of listeners (``badssl``, ``lab``)."""
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=first_port,
+        help="first port (default: %(default)s; 0: free ports)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"directory for {what} (default: a '{folder}' folder in the per-user data directory)",
+        metavar="DIR",
+    )
+
+
 def add_loop(p: Container, default_loop: str = "auto") -> None:
     what = "auto = uvloop when installed" if default_loop == "auto" else default_loop
     p.add_argument(

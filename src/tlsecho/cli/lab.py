@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tlsecho.certs import default_cert_dir
-from tlsecho.cli.common import add_logging, add_loop, level, serve_until_signalled, subcommand
+from tlsecho.cli.common import (
+    add_endpoint_range,
+    add_logging,
+    add_loop,
+    level,
+    serve_until_signalled,
+    subcommand,
+)
 from tlsecho.config import ServerConfig
 from tlsecho.lab import render, start_lab
 from tlsecho.logs import configure
@@ -33,19 +40,7 @@ def add_parser(sub: Any) -> None:
             "tlsecho lab --port 0 --out /tmp/lab --manifest /tmp/lab/manifest.json",
         ],
     )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
-    )
-    p.add_argument(
-        "--port", type=int, default=11000, help="first port (default: %(default)s; 0: free ports)"
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        help="directory for the certificates (default: a 'lab' folder in the per-user data "
-        "directory)",
-        metavar="DIR",
-    )
+    add_endpoint_range(p, 11000, "the certificates", "lab")
     p.add_argument("--manifest", type=Path, help="write the manifest (JSON) here", metavar="FILE")
     add_loop(p)
     add_logging(p)
