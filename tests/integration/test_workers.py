@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TLSECHO, as_text, scrape, send, start_server, stop_cleanly
+from tests.helpers import TLSECHO, ServerProcess, as_text, scrape, send, start_server, stop_cleanly
 from tlsecho.certs import Pki, write_pair
 
 
@@ -153,6 +153,18 @@ def test_workers_with_metrics_poll_their_certificates(tmp_path: Path) -> None:
         stop_cleanly(srv)
 
 
+def two_workers_in_a_terminal(ca_pki: Pki, drain: str) -> tuple[ServerProcess, ssl.SSLContext]:
+    """``serve --workers 2`` in its own process group (a terminal's
+    foreground job), listening; and a client context that trusts it."""
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
+        "--workers", "2", "--drain-timeout", drain, "--log-format", "json",
+        new_session=True,
+    )  # fmt: skip
+    srv.wait_for(r"listening on 127.0.0.1:", count=2)
+    return srv, ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "systemd"])
 def test_one_ctrl_c_in_a_terminal_drains_the_workers(ca_pki: Pki, sig: signal.Signals) -> None:
     """Ctrl-C reaches the whole process group (and systemd's SIGTERM every
@@ -160,13 +172,7 @@ def test_one_ctrl_c_in_a_terminal_drains_the_workers(ca_pki: Pki, sig: signal.Si
     supervisor's forwarded stop, took the two for a second signal and cut
     every open session at once. One stop is one stop: the sessions finish;
     a second one closes them at once."""
-    srv = start_server(
-        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
-        "--workers", "2", "--drain-timeout", "20", "--log-format", "json",
-        new_session=True,
-    )  # fmt: skip
-    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
-    srv.wait_for(r"listening on 127.0.0.1:", count=2)
+    srv, ctx = two_workers_in_a_terminal(ca_pki, drain="20")
 
     def open_session(i: int) -> ssl.SSLSocket:
         raw = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
@@ -195,13 +201,7 @@ def test_one_ctrl_c_in_a_terminal_drains_the_workers(ca_pki: Pki, sig: signal.Si
 
 
 def test_a_second_ctrl_c_closes_the_workers_sessions_at_once(ca_pki: Pki) -> None:
-    srv = start_server(
-        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key),
-        "--workers", "2", "--drain-timeout", "60", "--log-format", "json",
-        new_session=True,
-    )  # fmt: skip
-    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
-    srv.wait_for(r"listening on 127.0.0.1:", count=2)
+    srv, ctx = two_workers_in_a_terminal(ca_pki, drain="60")
     raw = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
     with ctx.wrap_socket(raw, server_hostname="localhost") as s:
         s.sendall(b"x")
