@@ -42,24 +42,25 @@ def loop_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _serve(pki: CertPair, loop_name: str, *extra: str) -> Iterator[ServerProcess]:
+    srv = start_server(
+        "--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v", *extra
+    )  # fmt: skip
+    yield srv
+    stop_cleanly(srv)
+
+
 @pytest.fixture
 def server(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     """``tlsecho serve -v`` with the test pair, on each event loop."""
-    srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v")
-    yield srv
-    stop_cleanly(srv)
+    yield from _serve(pki, loop_name)
 
 
 @pytest.fixture
 def server_json(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
     """The same server logging JSON (``--log-format json``): tests that check
     what it logged read its connection records, not the human text."""
-    srv = start_server(
-        "--cert", str(pki.cert), "--key", str(pki.key), "--loop", loop_name, "-v",
-        "--log-format", "json",
-    )  # fmt: skip
-    yield srv
-    stop_cleanly(srv)
+    yield from _serve(pki, loop_name, "--log-format", "json")
 
 
 @pytest.fixture(scope="session")
