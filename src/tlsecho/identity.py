@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from tlsecho.config import ServerConfig
 from tlsecho.logs import get_logger
 
 __all__ = [
+    "CertificateUnreadable",
     "ClientIdentity",
     "Policy",
     "check_client",
@@ -57,32 +57,97 @@ class ClientIdentity:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+class CertificateUnreadable(ValueError):
+    """A certificate whose DER we cannot read (not one OpenSSL verified)."""
+
+
 def client_identity(der: bytes) -> ClientIdentity:
-    """The identity in a DER certificate."""
-    cert = x509.load_der_x509_certificate(der)
+    """The identity in a DER certificate.
+
+    Every certificate OpenSSL accepted has one: no subjectAltName (common for
+    client certificates; cryptography 51 refuses to build an empty one), an
+    empty subject, SAN types we do not list, a key type cryptography does not
+    know, or extensions it cannot parse all give empty fields, never an
+    exception.
+
+    Raises:
+        CertificateUnreadable: ``der`` is not a certificate at all.
+    """
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        san = x509.SubjectAlternativeName([])
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise CertificateUnreadable(f"unreadable certificate: {exc}") from None
+    san = _san(cert)
     return ClientIdentity(
         subject=cert.subject.rfc4514_string(),
         common_names=_attributes(cert.subject, NameOID.COMMON_NAME),
         organizational_units=_attributes(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
-        dns=tuple(san.get_values_for_type(x509.DNSName)),
-        ips=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
-        uris=tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
+        dns=tuple(n.value for n in san if isinstance(n, x509.DNSName)),
+        ips=tuple(str(n.value) for n in san if isinstance(n, x509.IPAddress)),
+        uris=tuple(n.value for n in san if isinstance(n, x509.UniformResourceIdentifier)),
         issuer=cert.issuer.rfc4514_string(),
         serial=f"{cert.serial_number:x}",
-        sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),
-        spki_pin=base64.b64encode(hashlib.sha256(spki).digest()).decode(),
+        sha256=hashlib.sha256(der).digest().hex(":").upper(),
+        spki_pin=base64.b64encode(hashlib.sha256(spki_der(der)).digest()).decode(),
     )
 
 
+def _san(cert: x509.Certificate) -> list[x509.GeneralName]:
+    """The subjectAltName's names; none without one, or when the extensions
+    cannot be parsed (a duplicate extension, a malformed SAN): no name then
+    matches an ``--allow-*``, so such a client is refused, never admitted."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return list(ext.value)
+
+
 def _attributes(name: x509.Name, oid: x509.ObjectIdentifier) -> tuple[str, ...]:
-    return tuple(str(a.value) for a in name.get_attributes_for_oid(oid))
+    return tuple(
+        a.value if isinstance(a.value, str) else a.value.hex()
+        for a in name.get_attributes_for_oid(oid)
+    )
+
+
+def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
+    """The DER element at ``pos``: its tag, where its content starts and where it ends."""
+    if pos + 2 > len(der):
+        raise CertificateUnreadable("unreadable certificate: truncated DER")
+    tag, first = der[pos], der[pos + 1]
+    start = pos + 2
+    if first & 0x80:
+        n = first & 0x7F
+        if not 0 < n <= 4 or start + n > len(der):
+            raise CertificateUnreadable("unreadable certificate: bad DER length")
+        length = int.from_bytes(der[start : start + n], "big")
+        start += n
+    else:
+        length = first
+    end = start + length
+    if end > len(der):
+        raise CertificateUnreadable("unreadable certificate: truncated DER")
+    return tag, start, end
+
+
+def spki_der(der: bytes) -> bytes:
+    """The DER SubjectPublicKeyInfo of a DER certificate, as it stands in it
+    (RFC 5280 4.1): read from the bytes, so a key type cryptography does not
+    know still has its pin.
+
+    Raises:
+        CertificateUnreadable: not a certificate's DER.
+    """
+    _, tbs, _ = _tlv(der, 0)  # Certificate
+    _, pos, _ = _tlv(der, tbs)  # tbsCertificate
+    if der[pos] == 0xA0:  # [0] version
+        pos = _tlv(der, pos)[2]
+    for _ in range(5):  # serialNumber, signature, issuer, validity, subject
+        pos = _tlv(der, pos)[2]
+    tag, _, end = _tlv(der, pos)
+    if tag != 0x30:
+        raise CertificateUnreadable("unreadable certificate: no SubjectPublicKeyInfo")
+    return der[pos:end]
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,29 @@ def test_cert_client_uri(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and b"--client-uri goes with --ca" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def plain_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """``tlsecho cert --ca``: its client certificate has no subjectAltName."""
+    return write_pki(tmp_path_factory.mktemp("plain"))
+
+
+@pytest.mark.parametrize("engine", ["sslsocket", "membio"])
+def test_a_certificate_without_san_is_judged_never_echoed(
+    plain_pki: Pki, serve: list[ServerProcess], engine: str
+) -> None:
+    """Issue 16: with cryptography 51 the identity of a certificate with no
+    subjectAltName raised, after the handshake, and the allowlist never ran:
+    the client was echoed. It must be refused (or, failing that, end as an
+    internal error): never an echo."""
+    srv = start(plain_pki, serve, "--engine", engine, "--allow-cn", "somebody else")
+    p = client(plain_pki, srv.port)
+    assert p.returncode == 1 and p.stdout == b""
+    (rec,) = srv.wait_for_record(outcome="identity-refused", bytes_out=0)
+    assert rec["reason"] == "identity not allowed: CN=tlsecho client,O=tlsecho"
+    admitted = start(plain_pki, serve, "--engine", engine, "--allow-cn", "tlsecho client")
+    ok = client(plain_pki, admitted.port)
+    assert ok.returncode == 0, ok.stderr
+    admitted.wait_for_record(outcome="terminated", client_cert="CN=tlsecho client,O=tlsecho")
+    assert not any("Traceback" in line for line in srv.lines() + admitted.lines())
