@@ -79,6 +79,9 @@ class Outcome(enum.StrEnum):
     """The server stopped while the connection was open."""
     ERROR = "error"
     """A socket error while open."""
+    INTERNAL_ERROR = "internal-error"
+    """A fault of ours (an unexpected exception) ended it at once: never an
+    echo, never a policy check skipped (``reason`` names the exception)."""
 
 
 @dataclass(slots=True)
@@ -157,7 +160,12 @@ class ConnectionRecord:
         """
         if outcome is None:
             outcome = Outcome.EOF if exc is None else Outcome.ERROR
-        reason = failure_reason(exc) if exc is not None else None
+        if exc is None:
+            reason = None
+        elif outcome is Outcome.INTERNAL_ERROR:
+            reason = f"{exc.__class__.__name__}: {exc}"
+        else:
+            reason = failure_reason(exc)
         if ragged and reason is None:
             reason = "closed without close_notify"
         if written < framing.bytes_out and reason is None:
@@ -218,4 +226,5 @@ class ConnectionOwner(Protocol):
     @property
     def policy(self) -> Policy: ...
     def watch_deadlines(self) -> None: ...
+    def forget(self, conn: Any) -> None: ...
     def connection_lost(self, conn: Any, record: ConnectionRecord) -> None: ...

@@ -102,6 +102,12 @@ class Metrics:
             ["status", "http_version"],
             registry=r,
         )
+        self.internal_errors = Counter(
+            "tlsecho_internal_errors",
+            "Connections ended by a fault of ours (an unexpected exception): each "
+            "ended at once, never echoed, never admitted past a policy check",
+            registry=r,
+        )
         self.reloads = Counter(
             "tlsecho_reloads", "Certificate reloads by result", ["result"], registry=r
         )
@@ -138,6 +144,8 @@ class Metrics:
             self.framing_errors.inc()
         elif outcome is Outcome.PROXY_ERROR:
             self.proxy_errors.inc()
+        elif outcome is Outcome.INTERNAL_ERROR:
+            self.internal_errors.inc()
         if record.hello is not None:
             self.client_hellos.labels(self._ja4_label(record.ja4)).inc()
         if record.fault is not None:

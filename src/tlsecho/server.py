@@ -19,7 +19,7 @@ from typing import Any
 
 from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
-from tlsecho.connection import ConnectionRecord
+from tlsecho.connection import ConnectionRecord, Outcome
 from tlsecho.deadlines import Limits
 from tlsecho.engines.base import EngineConnection
 from tlsecho.engines.membio import BioTlsConnection
@@ -353,7 +353,7 @@ class EchoServer:
                 self.metrics.connection_opened()
             conn = self._conn_class(self, sock, (str(addr[0]), int(addr[1])))
             self._conns.add(conn)
-            conn.start()
+            conn.guard(conn.start)
 
     def _resume_accepting(self) -> None:
         if not self.closing:
@@ -369,10 +369,21 @@ class EchoServer:
         now = self.loop.time()
         still_open = False
         for conn in list(self._conns):
-            if conn.check_deadlines(now):
+            if conn.guard(conn.check_deadlines, now):
                 still_open = True
         if still_open:
             self.watch_deadlines()
+
+    def forget(self, conn: EngineConnection) -> None:
+        """A connection whose own end failed (an internal error while it
+        closed): it is gone, counted as an internal error, with no record."""
+        self._conns.discard(conn)
+        self.outcomes[Outcome.INTERNAL_ERROR] += 1
+        if self.metrics is not None:
+            self.metrics.connection_closed()
+            self.metrics.internal_errors.inc()
+        if not self._conns:
+            self._idle.set()
 
     def connection_lost(self, conn: EngineConnection, record: ConnectionRecord) -> None:
         """Called once per connection, when it has closed, with its record."""
@@ -420,7 +431,7 @@ class EchoServer:
                     await self._idle.wait()
         self.hard_closing = True
         for conn in list(self._conns):
-            conn.close()
+            conn.guard(conn.close)
         try:
             async with asyncio.timeout(self.config.shutdown_timeout):
                 await self._idle.wait()
@@ -433,7 +444,7 @@ class EchoServer:
         """Drop every connection now, without close_notify."""
         self.hard_closing = True
         for conn in list(self._conns):
-            conn.abort()
+            conn.guard(conn.abort)
 
     async def __aenter__(self) -> EchoServer:
         await self.start()

@@ -16,13 +16,15 @@ import logging
 import os
 import socket
 import sys
-from typing import Any, ClassVar
+import traceback
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from tlsecho.answer import hello_document
 from tlsecho.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
 from tlsecho.deadlines import Deadlines, Expired
 from tlsecho.engines.pretls import hello_fault
-from tlsecho.faults import ECHO_FAULTS, RECORD_FAULTS, EchoFault, FaultSpec
+from tlsecho.faults import ECHO_FAULTS, RECORD_FAULTS, EchoFault, FaultSpec, alert_record
 from tlsecho.framing import Framing, HelloFraming, make_framing
 from tlsecho.identity import check_client
 from tlsecho.logs import connection_message, get_logger
@@ -39,6 +41,11 @@ LOW_WATER = 16 * 1024
 _DRAIN_SIZE = 65536
 _LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {1, 0}: close resets
 _DRAINS_PER_WAKEUP = 16
+# A fatal internal_error alert (RFC 8446 6.2) in a plaintext record: what a
+# client is told when our own code fails before any TLS record of ours went out.
+_ALERT_INTERNAL_ERROR = alert_record(80)
+
+_T = TypeVar("_T")
 
 
 class EngineConnection:
@@ -52,6 +59,7 @@ class EngineConnection:
         "_ftimer",
         "_hello",
         "_linger_exc",
+        "_logged",
         "_loop",
         "_outcome",
         "_proxy",
@@ -106,6 +114,7 @@ class EngineConnection:
         self._writing = False
         self._ragged = False
         self._linger_exc: BaseException | None = None
+        self._logged = False  # the connection's one line is out
         self._deadlines = Deadlines(server.limits, self._loop.time())
         # While handshaking or closing, a loop timer wakes us at the
         # deadline; while open, the server's sweep does (check_deadlines).
@@ -158,12 +167,76 @@ class EngineConnection:
         """Close the socket; the bytes queued that the kernel never took."""
         raise NotImplementedError
 
+    # -- the error barrier ------------------------------------------------------
+    def guard(self, step: Callable[..., _T], *args: Any) -> _T | None:
+        """Run one step of this connection (every loop callback, timer and
+        server call goes through here). An exception that escapes it is not
+        a peer's documented mistake (those are handled where they happen) but
+        a fault of ours: it ends this connection at once (fail closed), and
+        nothing else."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            self._internal_error(exc)
+            return None
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Fail closed: whatever the connection was doing, a policy check
+        included, it ends now and never carries on. Before any TLS record
+        of ours went out the client gets a fatal ``internal_error`` alert;
+        after, a TCP reset (so it can never take the end for a clean one).
+        One line (``end=internal-error``), counted; the traceback only at
+        debug level and in the JSON record."""
+        self._outcome = Outcome.INTERNAL_ERROR
+        if self._state is State.CLOSED:  # it failed while closing
+            self._abandon(exc)
+            return
+        try:
+            raw = self._raw
+            if self._sock is None:
+                # What the client sent is read and dropped first: closing with
+                # unread bytes would reset, destroying the alert on its way.
+                with contextlib.suppress(OSError):
+                    while socket.socket.recv(raw, _DRAIN_SIZE, socket.MSG_DONTWAIT):
+                        pass
+                with contextlib.suppress(OSError):
+                    socket.socket.send(raw, _ALERT_INTERNAL_ERROR, socket.MSG_DONTWAIT)
+            else:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            self._close(exc)
+        except Exception:
+            self._abandon(exc)
+
+    def _abandon(self, exc: Exception) -> None:
+        """The end itself failed: unhook and close the socket with no more of
+        our code, say so once, and let the server forget the connection."""
+        self._state = State.CLOSED
+        for remove in (self._loop.remove_reader, self._loop.remove_writer):
+            with contextlib.suppress(Exception):
+                remove(self._fd)
+        self._reading = self._writing = False
+        for handle in (self._timer, self._ftimer):
+            if handle is not None:
+                handle.cancel()
+        with contextlib.suppress(Exception):
+            self._raw.close()
+        if not self._logged:
+            self._logged = True
+            log_conn.error(
+                "done peer=%s end=internal-error reason=%r",
+                self.peer[0],
+                f"{exc.__class__.__name__}: {exc}",
+                extra={"tag": self.tag},
+            )
+        self._server.forget(self)
+
     # -- event registration ---------------------------------------------------
     def _want_read(self, on: bool) -> None:
         if on != self._reading:
             self._reading = on
             if on:
-                self._loop.add_reader(self._fd, self._on_readable)
+                self._loop.add_reader(self._fd, self.guard, self._on_readable)
             else:
                 self._loop.remove_reader(self._fd)
 
@@ -171,7 +244,7 @@ class EngineConnection:
         if on != self._writing:
             self._writing = on
             if on:
-                self._loop.add_writer(self._fd, self._on_writable)
+                self._loop.add_writer(self._fd, self.guard, self._on_writable)
             else:
                 self._loop.remove_writer(self._fd)
 
@@ -340,7 +413,7 @@ class EngineConnection:
             return
         when = self._deadlines.get_timer()
         if when is not None:
-            self._timer = self._loop.call_at(when, self._on_timer, when)
+            self._timer = self._loop.call_at(when, self.guard, self._on_timer, when)
 
     def check_deadlines(self, now: float) -> bool:
         """Close an open session past its idle timeout or session limit (the
@@ -408,8 +481,15 @@ class EngineConnection:
         record = self._record(exc, unsent)
         if log_conn.isEnabledFor(logging.INFO):
             fields = record.as_fields()
+            if record.outcome is Outcome.INTERNAL_ERROR and exc is not None:
+                # Our bug, not the peer's: the traceback is a field of the
+                # JSON record (the text line stays one line; -v shows it).
+                fields["traceback"] = "".join(traceback.format_exception(exc))
+                if self._debug:
+                    log_conn.debug("internal error", exc_info=exc, extra={"tag": self.tag})
             extra = {"tag": self.tag, "fields": fields, "hello": record.hello}
             log_conn.info(connection_message(fields), extra=extra)
+        self._logged = True
         self._server.connection_lost(self, record)
 
     def _record(self, exc: BaseException | None, unsent: int = 0) -> ConnectionRecord:

@@ -92,7 +92,7 @@ class HttpMixin(EngineConnection):
         when = framing.get_timer()
         # A backlog waits for the send buffer to drain (_flush comes back here).
         if when is not None and not (framing.backlog and self._wsize > HIGH_WATER):
-            self._ftimer = self._loop.call_at(when, self._on_framing_timer, when)
+            self._ftimer = self._loop.call_at(when, self.guard, self._on_framing_timer, when)
 
     def _on_framing_timer(self, when: float) -> None:
         self._ftimer = None

@@ -295,7 +295,7 @@ class BioTlsConnection(EngineConnection):
             self._send_raw(piece)
         when = rfault.next_due()
         if when is not None and self._state is not State.CLOSED:
-            self._stimer = self._loop.call_at(when, self._send_due)
+            self._stimer = self._loop.call_at(when, self.guard, self._send_due)
         elif self._state is State.CLOSING and not self._wbuf:
             self._shutdown()  # the last piece is out: on with the close
 
