@@ -1,13 +1,22 @@
 # make demo / make test work on a fresh clone on a new machine: they create
-# .venv, install the package with its test extras, and install the Debian
-# tools the interop tests need when they are missing.
+# .venv from the lock (requirements/dev.lock: every package, exact versions,
+# hashes), and install the Debian tools the interop tests need when they are
+# missing. pyproject.toml keeps ranges for `pip install tlsecho`; the lock is
+# what make and CI install, so a new upstream release changes nothing here
+# until `make lock` is run on purpose.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# uv installs from the locks (fast, and it checks every hash); it is itself
+# installed by pip from requirements/uv.lock with --require-hashes.
+UV_VENV := .venv-uv
+UV      := $(UV_VENV)/bin/uv
+LOCKS   := requirements/dev.lock requirements/scan.lock requirements/uv.lock
 DEBS   := openssl socat ncat nodejs haproxy tshark curl chromium libnss3-tools
 
-.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools
+.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools \
+	lock test-deps
 
 demo: $(STAMP)
 	$(BIN)/tlsecho demo
@@ -54,7 +63,6 @@ hostile: tools $(STAMP)
 # one of the peers when Debian's golang-go can be installed.
 BENCH_ARGS ?= --duration 3 --rounds 3 --idle 10000
 bench: tools bench-tools $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS) --write BENCHMARKS.md
 	$(BIN)/python benchmarks/http_compare.py --duration 3 --rounds 3 --write BENCHMARKS.md
 
@@ -72,11 +80,34 @@ soak: $(STAMP)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV): requirements/uv.lock
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/uv.lock
 	touch $@
+
+# sync: exactly the lock (it removes what the lock does not name), then the
+# package itself, editable, built by the locked setuptools.
+$(STAMP): requirements/dev.lock pyproject.toml $(UV)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $@
+
+# Refresh the locks on purpose, in a commit of their own: the newest versions
+# pyproject.toml's ranges (and the pins in requirements/*.in) allow today.
+LOCK_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --no-emit-index-url
+lock: $(UV)
+	$(LOCK_COMPILE) pyproject.toml requirements/build.in --extra test --extra bench \
+		-o requirements/dev.lock
+	$(LOCK_COMPILE) requirements/scan.in -o requirements/scan.lock
+	$(LOCK_COMPILE) requirements/uv.in -o requirements/uv.lock
+
+# Not part of `make test` (a new upstream release must not block a landing):
+# the unit suite and a fast integration subset against the newest versions
+# pyproject.toml's ranges allow and against the lowest direct versions.
+test-deps: tools $(UV)
+	$(PYTHON) scripts/test_deps.py --uv $(UV) --python $(PYTHON)
 
 # Install only what is missing; apt-get needs root (CI and these machines are).
 tools:
@@ -106,14 +137,13 @@ scan-tools: $(SCAN_VENV)/.installed
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends testssl.sh; }
 
-$(SCAN_VENV)/.installed:
-	$(PYTHON) -m venv $(SCAN_VENV)
-	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SCAN_VENV)/bin/python -m pip install --quiet 'sslyze==6.3.1'
+$(SCAN_VENV)/.installed: requirements/scan.lock $(UV)
+	[ -x $(SCAN_VENV)/bin/python ] || $(PYTHON) -m venv $(SCAN_VENV)
+	$(UV) pip sync --quiet --python $(SCAN_VENV)/bin/python --require-hashes requirements/scan.lock
 	touch $@
 
 scan: scan-tools $(STAMP)
 	$(BIN)/python scripts/scan.py
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(SCAN_VENV) $(UV_VENV) .venv-deps-* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
