@@ -3,13 +3,17 @@ real client-side protocol objects, an injected clock, and the endpoints."""
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
+import types
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 import h11
 import pytest
 from hypothesis import given, settings
@@ -450,3 +454,61 @@ def test_framing_counts_and_refuses_early_use() -> None:
     f.connection_made(CTX, None)
     out = f.receive_data(get("/"))
     assert f.bytes_in == len(get("/")) and f.bytes_out == len(out) and f.discarded == 0
+
+
+def _deep_size(root: object) -> int:
+    """Bytes held by ``root`` and everything it reaches (classes, modules and
+    functions, shared by every connection, not counted)."""
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+@pytest.mark.slow
+def test_a_long_lived_h2_connection_holds_no_more_after_100000_requests() -> None:
+    """Issue 16: h2 remembered 65 536 closed streams per connection (~100
+    bytes each): a soaked h2 connection grew by ~100 bytes per request.
+    The client is raw frames (its window opened once, so it never has to
+    read): what is measured is the server's session alone."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    window = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+    client.local_settings = h2.settings.Settings(client=True, initial_values={window: 2**31 - 1})
+    client.initiate_connection()
+    client.increment_flow_control_window(2**31 - 1 - 65535)
+    headers = [(":method", "GET"), (":path", "/get"), (":scheme", "https"), (":authority", "x")]
+    client.send_headers(1, headers, end_stream=True)
+    preface = client.data_to_send()
+    client.send_headers(3, headers, end_stream=True)  # from here on, the same header block
+    frame = bytearray(client.data_to_send())
+    framing = HttpFraming(Health(), HttpLimits(), Clock())
+    framing.connection_made({}, "h2")
+    framing.receive_data(preface)
+    framing.take_answered()
+    next_id = 3
+
+    def answer(n: int) -> None:
+        nonlocal next_id
+        batch = []
+        for _ in range(n):
+            frame[5:9] = next_id.to_bytes(4, "big")
+            batch.append(bytes(frame))
+            next_id += 2
+        framing.receive_data(b"".join(batch))
+        assert not framing.finished, framing.failure
+        assert len(framing.take_answered()) == n
+
+    answer(99)
+    after_100 = _deep_size(framing)
+    for _ in range(99_900 // 50):
+        answer(50)
+    after_100000 = _deep_size(framing)
+    assert after_100000 - after_100 < 8 * 1024, (after_100, after_100000)
