@@ -38,7 +38,7 @@ test: lint tools $(STAMP)
 	$(BIN)/coverage report --fail-under=$(COV_FAIL_UNDER)
 
 # Modules whose tests do not depend on the server's engine.
-ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed
+ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed test_fault_backpressure
 
 # Branch coverage of src/tlsecho over make test, subprocesses included.
 COV_FAIL_UNDER ?= 90

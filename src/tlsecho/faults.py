@@ -44,6 +44,7 @@ where every byte we send passes through tlsecho):
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -276,6 +277,12 @@ def check_record_fault(spec: FaultSpec) -> None:
         raise ValueError(f"--fault {spec.label}: {spec.name} needs at least 1 byte")
 
 
+#: What one held piece costs beyond its bytes (a tuple, a float, a bytes
+#: object's header and the deque's slot), counted as bytes by
+#: :meth:`RecordFault.pressure`.
+PIECE_COST = 128
+
+
 class RecordFault:
     """What a record-level fault does to the bytes the server sends, as a
     queue of (due time, bytes): sans-IO, the time is an argument.
@@ -286,7 +293,18 @@ class RecordFault:
     piece is never due before the one ahead of it.
     """
 
-    __slots__ = ("_a", "_b", "_corrupted", "_free", "_queue", "_rng", "flights", "name", "spec")
+    __slots__ = (
+        "_a",
+        "_b",
+        "_corrupted",
+        "_free",
+        "_held",
+        "_queue",
+        "_rng",
+        "flights",
+        "name",
+        "spec",
+    )
 
     def __init__(self, spec: FaultSpec, rng: random.Random | None = None) -> None:
         self.spec = spec
@@ -295,7 +313,8 @@ class RecordFault:
         self._a = values[0] if values else 0.0  # bytes, seconds, ms or bytes/s
         self._b = values[1] if len(values) > 1 else 0.0  # delay or jitter (ms)
         self._rng = rng or random.Random()
-        self._queue: list[tuple[float, bytes]] = []
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._held = 0
         self._corrupted = False
         self._free = 0.0  # bandwidth: when the next byte may go
         self.flights = 0
@@ -345,18 +364,27 @@ class RecordFault:
             due = now + delay
             last = due = max(due, last)
             self._queue.append((due, piece))
+            self._held += len(piece)
 
     def due(self, now: float) -> list[bytes]:
         """The pieces whose time has come, in order."""
         out = []
         queue = self._queue
         while queue and queue[0][0] <= now:
-            out.append(queue.pop(0)[1])
+            piece = queue.popleft()[1]
+            self._held -= len(piece)
+            out.append(piece)
         return out
 
     def held(self) -> int:
         """Bytes still held back."""
-        return sum(len(piece) for _, piece in self._queue)
+        return self._held
+
+    def pressure(self) -> int:
+        """What the held pieces cost, for backpressure: their bytes and
+        :data:`PIECE_COST` per piece (``slice=1:...`` holds a 16 KiB
+        record as 16 384 pieces, which cost far more than 16 KiB)."""
+        return self._held + PIECE_COST * len(self._queue)
 
     def next_due(self) -> float | None:
         """When the next piece is due (None: nothing waits)."""

@@ -28,7 +28,7 @@ from tlsecho.clienthello import (
     RawClientHello,
 )
 from tlsecho.connection import ConnectionOwner, Outcome, State
-from tlsecho.engines.base import HIGH_WATER, EngineConnection, log_conn
+from tlsecho.engines.base import HIGH_WATER, LOW_WATER, EngineConnection, log_conn
 from tlsecho.engines.pretls import client_of
 from tlsecho.faults import GARBAGE, FaultSpec, RecordFault
 from tlsecho.net import Address
@@ -283,6 +283,16 @@ class BioTlsConnection(EngineConnection):
         )
         rfault.push(data, phase, self._loop.time())
         self._send_due()
+        if (
+            self._reading
+            and state is State.OPEN
+            and self._state is State.OPEN
+            and self._wsize + rfault.pressure() > HIGH_WATER
+        ):
+            # Backpressure through the fault: what it holds back counts as
+            # unsent echo (a client that never reads, in front of latency
+            # or bandwidth, cannot grow our memory through the fault's queue).
+            self._want_read(False)
 
     def _send_due(self) -> None:
         """The record fault's pieces that are due; a timer for the next."""
@@ -298,6 +308,16 @@ class BioTlsConnection(EngineConnection):
             self._stimer = self._loop.call_at(when, self.guard, self._send_due)
         elif self._state is State.CLOSING and not self._wbuf:
             self._shutdown()  # the last piece is out: on with the close
+        self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
+        """Read again once the echo waiting to go out (send buffer and what a
+        record fault holds) is under the low-water mark."""
+        if self._state is not State.OPEN or self._reading:
+            return
+        held = self._rfault.pressure() if self._rfault is not None else 0
+        if self._wsize + held <= LOW_WATER:
+            self._want_read(True)
 
     def _send_raw(self, data: bytes) -> None:
         if not self._wbuf:
@@ -337,8 +357,8 @@ class BioTlsConnection(EngineConnection):
         self._want_write(False)
         if self._state is State.CLOSING:
             self._shutdown()
-        elif self._state is State.OPEN and not self._reading:
-            self._want_read(True)
+        else:
+            self._resume_if_drained()
 
     def _send_failed(self, exc: OSError, size: int) -> None:
         """The peer is gone. A reset ends the connection now (the kernel
