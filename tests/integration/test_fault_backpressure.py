@@ -54,6 +54,13 @@ def _context(ca_pki: Pki) -> ssl.SSLContext:
     return ctx
 
 
+def echo_once(port: int, ctx: ssl.SSLContext, sni: str, data: bytes) -> bytes:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        tls.sendall(data)
+        return tls.recv(len(data))
+
+
 def flood(port: int, ctx: ssl.SSLContext, sni: str, sent: dict[str, int]) -> None:
     """Write for FLOOD_SECONDS and never read; ``sent[sni]``: bytes the server took."""
     chunk = os.urandom(16384)
@@ -77,24 +84,17 @@ def test_no_record_fault_lets_a_client_that_never_reads_grow_the_server(
     faulty: ServerProcess, ca_pki: Pki
 ) -> None:
     ctx = _context(ca_pki)
-    with socket.create_connection(("127.0.0.1", faulty.port), timeout=10) as raw:  # warm-up
-        with ctx.wrap_socket(raw, server_hostname="warm.test") as tls:
-            tls.sendall(b"warm")
-            assert tls.recv(16) == b"warm"
+    assert echo_once(faulty.port, ctx, "warm.test", b"warm") == b"warm"
     time.sleep(0.5)
     before = rss_kib(faulty.proc.pid)
     sent: dict[str, int] = {}
-    threads = [
-        threading.Thread(target=flood, args=(faulty.port, ctx, sni, sent)) for sni in FAULTS
-    ]
+    threads = [threading.Thread(target=flood, args=(faulty.port, ctx, sni, sent)) for sni in FAULTS]
     for t in threads:
         t.start()
     time.sleep(FLOOD_SECONDS / 2)
     peak_during = rss_kib(faulty.proc.pid)
-    with socket.create_connection(("127.0.0.1", faulty.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="canary.test") as tls:
-            tls.sendall(b"canary")
-            assert tls.recv(16) == b"canary", "the canary was not served during the floods"
+    canary = echo_once(faulty.port, ctx, "canary.test", b"canary")
+    assert canary == b"canary", "the canary was not served during the floods"
     for t in threads:
         t.join(FLOOD_SECONDS + 20)
     after = max(peak_during, rss_kib(faulty.proc.pid))
