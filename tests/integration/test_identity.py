@@ -4,17 +4,24 @@ handshake (end=identity-refused, close_notify, nothing echoed)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.helpers import TLSECHO, ServerProcess, send, start_server, stop_cleanly
+from tests.unit.strategies import ca_certificate, client_certificates, key_pem
 from tlsecho.certs import Pki, write_pki
+from tlsecho.config import ServerConfig
 from tlsecho.identity import client_identity
+from tlsecho.pytest_plugin import RunningServer
 
 SPIFFE = "spiffe://example.org/ns/prod/sa/api"
 
@@ -155,3 +162,69 @@ def test_a_certificate_without_san_is_judged_never_echoed(
     assert ok.returncode == 0, ok.stderr
     admitted.wait_for_record(outcome="terminated", client_cert="CN=tlsecho client,O=tlsecho")
     assert not any("Traceback" in line for line in srv.lines() + admitted.lines())
+
+
+@pytest.fixture(scope="module")
+def odd_cert_servers(
+    plain_pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RunningServer]]:
+    """Two in-process servers that trust the hypothesis CA: one answers
+    --mode hello, one allows nobody (--allow-cn nobody)."""
+    ca = tmp_path_factory.mktemp("hyp-ca") / "ca.crt"
+    ca.write_bytes(ca_certificate())
+    base = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        cert=plain_pki.server.cert,
+        key=plain_pki.server.key,
+        client_auth="required",
+        client_ca=ca,
+    )
+    servers = {
+        "hello": RunningServer(dataclasses.replace(base, mode="hello"), plain_pki).start(),
+        "allow": RunningServer(dataclasses.replace(base, allow_cn=("nobody",)), plain_pki).start(),
+    }
+    yield servers
+    for srv in servers.values():
+        srv.stop()
+
+
+def _exchange(srv: RunningServer, ca: Path, pem: Path, data: bytes) -> bytes | str:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.load_cert_chain(pem)
+    got = b""
+    try:
+        with ctx.wrap_socket(
+            socket.create_connection(srv.address, timeout=10), server_hostname="localhost"
+        ) as tls:
+            tls.sendall(data)
+            while chunk := tls.recv(65536):
+                got += chunk
+    except (ssl.SSLError, ConnectionError) as exc:
+        return got or f"refused: {exc}"
+    return got
+
+
+@given(der=client_certificates(max_sans=5))
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_unexpected_client_certificates_over_real_tls(
+    der: bytes, odd_cert_servers: dict[str, RunningServer], plain_pki: Pki, tmp_path: Path
+) -> None:
+    """A handful of the unit suite's odd certificates in real handshakes:
+    OpenSSL refuses some (an unknown critical extension); the rest are
+    reported by --mode hello and refused by --allow-cn, never echoed and
+    never an internal error."""
+    pem = tmp_path / f"{hashlib.sha256(der).hexdigest()[:16]}.pem"
+    pem.write_bytes(ssl.DER_cert_to_PEM_cert(der).encode() + key_pem(der))
+    answer = _exchange(odd_cert_servers["hello"], plain_pki.ca.cert, pem, b"")
+    if isinstance(answer, bytes):
+        doc = json.loads(answer)["negotiated"]["client_certificate"]
+        assert doc["sha256"] == client_identity(der).sha256
+    refused = _exchange(odd_cert_servers["allow"], plain_pki.ca.cert, pem, b"secret\x00")
+    assert refused == b"" or isinstance(refused, str)
+    for srv in odd_cert_servers.values():
+        assert "internal-error" not in srv.outcomes
