@@ -25,6 +25,19 @@ def _isolated_data_home(
     return d
 
 
+@pytest.fixture(autouse=True)
+def _no_traceback_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """In-process servers (the pytest plugin's, the fail-closed tests') log
+    no traceback either: not ours, not asyncio's "Exception in callback"."""
+    yield
+    bad = [
+        r
+        for r in caplog.get_records("call")
+        if r.exc_info and r.name.partition(".")[0] in ("tlsecho", "asyncio")
+    ]
+    assert not bad, [r.getMessage() for r in bad]
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
     """A self-signed pair for localhost, 127.0.0.1 and ::1."""

@@ -121,6 +121,10 @@ class ServerProcess:
         rc = self.proc.wait(timeout=timeout)
         while self._drain(5.0):  # up to the pump's end-of-stream marker
             pass
+        # No server of the suite ever prints a traceback: a peer's mistake is
+        # one line, and so is a bug of ours (fail closed, issue 16).
+        tracebacks = [ln for ln in self._lines if "Traceback" in ln]
+        assert not tracebacks, "\n".join(self._lines)
         return rc
 
 
