@@ -84,9 +84,17 @@ def _name(cn: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, _upper_bound(cn)),
         ]
     )
+
+
+def _upper_bound(cn: str) -> str:
+    """``cn`` cut to a common name's upper bound, 64 (RFC 5280 ub-common-name),
+    counted in UTF-8 bytes as cryptography 51 counts it (before: characters;
+    a non-ASCII ``--client-name`` of 40 characters then raised), never
+    splitting a character."""
+    return cn.encode()[:64].decode("utf-8", "ignore")
 
 
 def _issue(

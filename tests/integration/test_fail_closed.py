@@ -130,9 +130,7 @@ def h2_request() -> tuple[h2.connection.H2Connection, bytes]:
     return conn, conn.data_to_send()
 
 
-def h2_responses(
-    conn: h2.connection.H2Connection, data: bytes
-) -> list[h2.events.ResponseReceived]:
+def h2_responses(conn: h2.connection.H2Connection, data: bytes) -> list[h2.events.ResponseReceived]:
     """The responses in what the server sent (its SETTINGS are not one)."""
     events = conn.receive_data(data) if data else []
     return [e for e in events if isinstance(e, h2.events.ResponseReceived)]

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
-from tlsecho.certs import write_pair
+from tlsecho.certs import write_pair, write_pki
 from tlsecho.cli import main
 from tlsecho.errors import CertificateError, ConfigError
 
@@ -102,3 +103,14 @@ def test_cli_cert_unwritable_directory(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["cert", "--out", "/proc"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write /proc/tlsecho.key" in err
+
+
+@pytest.mark.parametrize("name", ["\U0001f600" * 30, "é" * 40, "a" * 100])
+def test_a_long_or_non_ascii_client_name_is_cut_to_64_bytes(tmp_path: Path, name: str) -> None:
+    """cryptography 51 counts a common name's 64 in UTF-8 bytes: 30 emoji
+    raised a ValueError (a traceback from ``tlsecho cert --client-name``)."""
+    pki = write_pki(tmp_path, client_name=name)
+    cert = x509.load_pem_x509_certificate(pki.client.cert.read_bytes())
+    (cn,) = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert isinstance(cn.value, str) and name.startswith(cn.value)
+    assert 60 < len(cn.value.encode()) <= 64
