@@ -75,8 +75,9 @@ bench-tools:
 
 # Not part of `make test`: a long run against one server (RELIABILITY.md).
 MINUTES ?= 10
+SOAK_MODE ?= nul
 soak: $(STAMP)
-	$(BIN)/python scripts/soak.py --minutes $(MINUTES)
+	$(BIN)/python scripts/soak.py --minutes $(MINUTES) --mode $(SOAK_MODE)
 
 venv: $(STAMP)
 

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""Soak: pingpong, new connections and hostile clients against one server.
+"""Soak: one server under long load, per surface.
 
-    make soak MINUTES=10        (or: python scripts/soak.py --minutes 10)
+    make soak MINUTES=10 SOAK_MODE=nul   (or: python scripts/soak.py --minutes 10 --mode nul)
 
-Runs for the given time on loopback, then reports the server's RSS and
-descriptors at start and end, bytes echoed, corrupted bytes (must be 0) and
-errors by kind. Exits 1 if any byte was corrupted, the server died or logged
-a traceback, or its descriptors did not return to the baseline.
+``--mode nul`` (the default): pingpong, new connections and hostile clients
+against ``serve``. The other modes drive ``serve`` with ``tlsecho bench``
+(every byte verified) in slices of 30 s, 8 connections: ``raw`` (``--mode
+raw`` pingpong), ``http1`` and ``h2`` (``--mode http``, keep-alive requests
+over HTTP/1.1 or HTTP/2), ``fault`` (``--engine membio --fault
+latency=1``, a record fault on every connection).
+
+Reports the server's RSS and descriptors at start, after the first tenth
+(warm) and at the end, bytes echoed, wrong bytes (must be 0) and errors by
+kind. Exits 1 if any byte was wrong, the server died or logged a traceback,
+its descriptors did not return to the baseline, or its RSS grew by more than
+``--rss-slack`` MiB after the warm-up (flat memory).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import random
 import socket
@@ -147,11 +156,50 @@ def hostile(port: int, ctx: ssl.SSLContext, stats: Stats, stop: float) -> None:
         time.sleep(0.05)
 
 
+#: Per mode: the server's extra options and the bench options of its load
+#: (None: the threads of mode nul).
+MODES: dict[str, tuple[list[str], list[str] | None]] = {
+    "nul": ([], None),
+    "raw": (["--mode", "raw"], ["--scenario", "pingpong", "--mode", "raw", "-s", "1024"]),
+    "http1": (["--mode", "http"], ["--scenario", "http", "--alpn", "http/1.1", "-s", "1024"]),
+    "h2": (["--mode", "http"], ["--scenario", "http", "--alpn", "h2", "-s", "1024"]),
+    "fault": (
+        ["--engine", "membio", "--fault", "latency=1"],
+        ["--scenario", "pingpong", "-s", "1024"],
+    ),
+}
+SLICE_SECONDS = 30.0
+
+
+def bench_load(port: int, ca: str, opts: list[str], stats: Stats, stop: float) -> None:
+    """``tlsecho bench`` in slices until ``stop``: every byte verified."""
+    while (left := stop - time.monotonic()) > 1:
+        cmd = [TLSECHO, "bench", f"127.0.0.1:{port}", "--servername", "localhost"]
+        cmd += ["--cafile", ca, "-c", "8", "--warmup", "0", "--json", *opts]
+        cmd += ["-d", f"{min(SLICE_SECONDS, left):.1f}"]
+        p = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+        try:
+            doc = json.loads(p.stdout)
+        except ValueError:
+            stats.error(f"bench exit {p.returncode}: {p.stderr.strip()[-200:]}")
+            continue
+        stats.add(echoed=doc["bytes_verified"], corrupted=doc["mismatched_bytes"])
+        stats.add(sessions=doc["operations"])
+        for kind, n in doc["errors"].items():
+            for _ in range(n):
+                stats.error(f"bench {kind}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--pingpong", type=int, default=4, help="pingpong client threads")
+    ap.add_argument("--mode", choices=sorted(MODES), default="nul")
+    ap.add_argument("--pingpong", type=int, default=4, help="mode nul: pingpong client threads")
+    ap.add_argument(
+        "--rss-slack", type=float, default=8.0, help="MiB the RSS may grow after the warm-up"
+    )
     args = ap.parse_args()
+    server_opts, bench_opts = MODES[args.mode]
     with tempfile.TemporaryDirectory(prefix="tlsecho-soak-") as tmp:
         subprocess.run(
             [TLSECHO, "cert", "--ca", "--out", tmp], check=True, stdout=subprocess.DEVNULL
@@ -174,6 +222,7 @@ def main() -> int:
                     "2",
                     "--idle-timeout",
                     "30",
+                    *server_opts,
                 ],
                 stderr=out,
             )
@@ -192,19 +241,28 @@ def main() -> int:
         stats = Stats()
         started = time.monotonic()
         stop = started + args.minutes * 60
-        threads = [
-            threading.Thread(target=pingpong, args=(port, ctx, stats, stop, i))
-            for i in range(args.pingpong)
-        ]
-        threads.append(threading.Thread(target=new_connections, args=(port, ctx, stats, stop)))
-        threads.append(threading.Thread(target=hostile, args=(port, ctx, stats, stop)))
+        if bench_opts is None:
+            threads = [
+                threading.Thread(target=pingpong, args=(port, ctx, stats, stop, i))
+                for i in range(args.pingpong)
+            ]
+            threads.append(threading.Thread(target=new_connections, args=(port, ctx, stats, stop)))
+            threads.append(threading.Thread(target=hostile, args=(port, ctx, stats, stop)))
+        else:
+            load = (port, f"{tmp}/ca.crt", bench_opts, stats, stop)
+            threads = [threading.Thread(target=bench_load, args=load)]
         for t in threads:
             t.start()
         peak = rss0
+        warm_at = started + (stop - started) / 10
+        rss_warm = 0
         while any(t.is_alive() for t in threads):
             time.sleep(1)
             if proc.poll() is None:
-                peak = max(peak, proc_stat(proc.pid)[0])
+                rss_now = proc_stat(proc.pid)[0]
+                peak = max(peak, rss_now)
+                if not rss_warm and time.monotonic() >= warm_at:
+                    rss_warm = rss_now
         alive = proc.poll() is None
         time.sleep(3)  # let the hostile connections' timeouts expire
         rss1, fds1 = proc_stat(proc.pid) if alive else (0, 0)
@@ -213,15 +271,24 @@ def main() -> int:
         text = log.read_text()
         elapsed = time.monotonic() - started
         outcomes = [ln for ln in text.splitlines() if ln.startswith("main: served ")]
-        print(f"soak: {elapsed / 60:.1f} minutes against tlsecho serve (pid {proc.pid})")
-        print(f"  server RSS: {rss0} KiB at start, {rss1} KiB at end, {peak} KiB peak")
+        print(
+            f"soak: {elapsed / 60:.1f} minutes, mode {args.mode}, against tlsecho serve"
+            f" {' '.join(server_opts)} (pid {proc.pid})".replace("  (", " (")
+        )
+        grown = rss1 - (rss_warm or rss0)
+        print(
+            f"  server RSS: {rss0} KiB at start, {rss_warm} KiB warm (a tenth in),"
+            f" {rss1} KiB at end ({grown:+} KiB after the warm-up), {peak} KiB peak"
+        )
         print(f"  server fds: {fds0} at start, {fds1} at end")
-        print(f"  sessions: {stats.sessions}, bytes echoed: {stats.echoed}")
-        print(f"  corrupted bytes: {stats.corrupted}")
+        what = "sessions" if bench_opts is None else "requests/messages"
+        print(f"  {what}: {stats.sessions}, bytes echoed: {stats.echoed}")
+        print(f"  wrong bytes: {stats.corrupted}")
         print(f"  client-side errors: {dict(stats.errors) or 'none'}")
         print(f"  server: {outcomes[0] if outcomes else '(no summary)'}; exit {rc}")
         ok = alive and rc == 0 and stats.corrupted == 0 and fds1 <= fds0
-        ok = ok and "Traceback" not in text
+        ok = ok and "Traceback" not in text and grown <= args.rss_slack * 1024
+        ok = ok and stats.sessions > 0
         print(f"soak: {'PASS' if ok else 'FAIL'}")
         return 0 if ok else 1
 

@@ -67,7 +67,11 @@ def prepare(uv: str, python: str, name: str, resolution: str) -> Path | str:
 
 def versions(vpy: Path) -> str:
     out = run([str(vpy), "-m", "pip", "list", "--format", "freeze"], capture_output=True).stdout
-    pins = dict(line.split("==", 1) for line in out.splitlines() if "==" in line)
+    pins = {
+        name.lower().replace("_", "-"): version
+        for name, _, version in (line.partition("==") for line in out.splitlines())
+        if version
+    }
     return ", ".join(f"{d} {pins[d]}" for d in DIRECT if d in pins)
 
 
