@@ -226,3 +226,32 @@ def test_node_sees_the_corruption(faulty: ServerProcess, ca_pki: Pki) -> None:
     out = node_client(faulty, ca_pki, "corrupt.test", "hello")
     assert out.startswith("error"), out
     assert "mac" in out.lower() or "decrypt" in out.lower()
+
+
+@pytest.mark.parametrize(
+    "sni",
+    [
+        "slice.test",
+        "slow-slice.test",
+        "truncate.test",
+        "slow.test",
+        "latency.test",
+        "bandwidth.test",
+        "canary.test",
+    ],
+)
+def test_out_counts_what_the_client_got(faulty: ServerProcess, ca_pki: Pki, sni: str) -> None:
+    """Issue 17: under slice the client got its 6 bytes and the log said
+    out=0 (the close_notify a gone client could not take was counted as lost
+    echo). The client takes its echo, then goes without a close_notify."""
+    msg = b"out counts\n"
+    with connect(faulty, ca_pki, sni) as s:
+        peer = f"127.0.0.1:{s.getsockname()[1]}"
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg) and (chunk := s.recv(100)):
+            got += chunk
+        socket.socket.shutdown(s, socket.SHUT_RDWR)
+    assert got == msg
+    (rec,) = faulty.wait_for_record(peer=peer)
+    assert rec["bytes_out"] == len(msg), rec

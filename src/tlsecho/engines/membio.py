@@ -72,7 +72,17 @@ class _Hello:
 class BioTlsConnection(EngineConnection):
     """One client, TLS over memory BIOs."""
 
-    __slots__ = ("_in", "_io", "_lost", "_out", "_pending", "_rfault", "_stimer")
+    __slots__ = (
+        "_echo_end",
+        "_in",
+        "_io",
+        "_out",
+        "_pending",
+        "_pushed",
+        "_rfault",
+        "_sent",
+        "_stimer",
+    )
 
     proxy_reader = ProxyParser
     hello_reader = _Hello
@@ -83,7 +93,12 @@ class BioTlsConnection(EngineConnection):
         self._out: ssl.MemoryBIO | None = None
         # Bytes read before OpenSSL exists (after a PROXY header, a ClientHello).
         self._pending = b""
-        self._lost = 0  # record bytes a failed send dropped
+        # What went out, in record bytes: the log's out= counts echo that
+        # really left, never echo a fault held back or a failed send dropped,
+        # and never takes a lost close_notify for lost echo.
+        self._pushed = 0  # taken from OpenSSL's outgoing BIO
+        self._sent = 0  # taken by the kernel
+        self._echo_end = 0  # where the last echo record ends, in _pushed's count
         # The SSLObject's C object: its read/write/pending without the Python
         # wrappers (about a microsecond per message), as the SSLSocket engine does.
         self._io: Any = None
@@ -209,6 +224,7 @@ class BioTlsConnection(EngineConnection):
         # sends first (a send that fails here is for the next read to explain).
         if self._rfault is not None and self._rfault.name == "garbage-after-handshake":
             self._send_out()  # our last flight, then what is no record
+            self._pushed += len(GARBAGE)
             self._send_raw(GARBAGE)
         self._handshake_done(sock)
         self._send_out()
@@ -257,6 +273,7 @@ class BioTlsConnection(EngineConnection):
             self._close(exc)
             return
         self._written += len(data)
+        self._echo_end = self._pushed + self._out.pending  # type: ignore[union-attr]
 
     def _write(self, data: bytes) -> None:
         self._encrypt(data)
@@ -269,6 +286,7 @@ class BioTlsConnection(EngineConnection):
         if out is None or not out.pending or self._state is State.CLOSED:
             return
         data = out.read()
+        self._pushed += len(data)
         rfault = self._rfault
         if rfault is None:
             self._send_raw(data)
@@ -326,8 +344,9 @@ class BioTlsConnection(EngineConnection):
             except BlockingIOError:
                 n = 0
             except OSError as exc:
-                self._send_failed(exc, len(data))
+                self._send_failed(exc)
                 return
+            self._sent += n
             if n == len(data):
                 return
             data = data[n:]
@@ -346,8 +365,9 @@ class BioTlsConnection(EngineConnection):
             except BlockingIOError:
                 return
             except OSError as exc:
-                self._send_failed(exc, 0)
+                self._send_failed(exc)
                 return
+            self._sent += n
             self._wsize -= n
             self._deadlines.last_io = self._loop.time()
             if n < len(data):
@@ -360,12 +380,11 @@ class BioTlsConnection(EngineConnection):
         else:
             self._resume_if_drained()
 
-    def _send_failed(self, exc: OSError, size: int) -> None:
+    def _send_failed(self, exc: OSError) -> None:
         """The peer is gone. A reset ends the connection now (the kernel
         reports it once: the next read would only see an end of stream); a
         broken pipe while the session is open leaves it to the next read,
         which finds the peer's FIN (as on the SSLSocket engine)."""
-        self._lost += size + self._wsize
         self._wbuf.clear()
         self._wsize = 0
         self._want_write(False)
@@ -430,5 +449,7 @@ class BioTlsConnection(EngineConnection):
             self._stimer.cancel()
             self._stimer = None
         self._raw.close()
-        held = self._rfault.held() if self._rfault is not None else 0
-        return self._wsize + self._lost + held
+        # Record bytes of echo that never left (what the kernel did not
+        # take, a fault still held, or a failed send dropped): at least the
+        # echo's plaintext, so the log never claims more than went out.
+        return max(0, self._echo_end - self._sent)
