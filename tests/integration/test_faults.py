@@ -80,14 +80,31 @@ def test_reset_and_close(faulty: ServerProcess, ca_pki: Pki) -> None:
 
 
 def test_stall(faulty: ServerProcess, ca_pki: Pki) -> None:
+    """A client that waits: nothing comes back until the server gives up at
+    --handshake-timeout (2 s)."""
+    raw = socket.create_connection(("127.0.0.1", faulty.port), timeout=5)
+    peer = f"127.0.0.1:{raw.getsockname()[1]}"
+    ctx = ssl.create_default_context(cafile=str(ca_pki.ca.cert))
+    started = time.monotonic()
+    with raw, pytest.raises((ssl.SSLError, ConnectionError)):
+        ctx.wrap_socket(raw, server_hostname="stall.test")  # the server closes at 2 s
+    assert time.monotonic() - started >= 1.9  # nothing came back before
+    (rec,) = faulty.wait_for_record(peer=peer)
+    assert rec["fault"] == "stall" and rec["outcome"] == "handshake-failed"
+    assert rec["reason"] == "handshake timed out" and rec["duration_s"] >= 2
+
+
+def test_a_stalled_connection_notices_the_client_leave(faulty: ServerProcess, ca_pki: Pki) -> None:
+    """Issue 17: the client gave up at 1 s, the server noticed only at its
+    handshake timeout. It reads on (and drops) while stalled: a FIN ends it."""
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         python_client(faulty.port, ca_pki, "stall.test", timeout=1)
-    assert time.monotonic() - started >= 1  # nothing came back for the whole second
-    rec = faulty.wait_for_record(fault="stall")[0]
-    # The server gives up at --handshake-timeout (2 s).
-    assert rec["outcome"] == "handshake-failed" and rec["reason"] == "handshake timed out"
-    assert rec["duration_s"] >= 2
+    left = time.monotonic()
+    assert left - started >= 1  # nothing came back for the whole second
+    recs = faulty.wait_for_record(fault="stall", reason="the client closed during the stall")
+    assert recs[-1]["outcome"] == "handshake-failed"
+    assert recs[-1]["duration_s"] < 1.8  # well before --handshake-timeout (2 s)
 
 
 def test_metrics_count_the_faults(faulty: ServerProcess, ca_pki: Pki) -> None:

@@ -269,10 +269,35 @@ class EngineConnection:
         if fault.name in RECORD_FAULTS:  # our records: the engine's to shape
             self._record_fault(fault)
             return True
-        self._want_read(False)  # stall: silent until the handshake deadline
-        if fault.name != "stall":
+        if fault.name == "stall":
+            self._stall()
+        else:
+            self._want_read(False)
             self._fail(Outcome.FAULT, None)
         return False
+
+    def _stall(self) -> None:
+        """``--fault stall``: silent until the handshake deadline, but still
+        listening: what the client sends is read and dropped, so its FIN or
+        reset ends the connection then, not at the deadline (issue 17)."""
+        self._want_read(False)
+        self._loop.add_reader(self._fd, self.guard, self._stalled_read)
+        self._reading = True  # _close() unhooks it as any reader
+        self._stalled_read()
+
+    def _stalled_read(self) -> None:
+        for _ in range(_DRAINS_PER_WAKEUP):  # bounded: a flood cannot hold the loop
+            try:
+                data = socket.socket.recv(self._raw, _DRAIN_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # a reset
+                self._fail(Outcome.HANDSHAKE_FAILED, exc)
+                return
+            if not data:
+                why = EOFError("the client closed during the stall")
+                self._fail(Outcome.HANDSHAKE_FAILED, why)
+                return
 
     def _record_fault(self, fault: FaultSpec) -> None:
         """A fault on our records (``--engine membio`` only: the configuration
