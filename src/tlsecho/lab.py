@@ -30,6 +30,7 @@ from tlsecho.certs import BAD_KINDS, CertPair, Pki, write_pki
 from tlsecho.config import ServerConfig
 from tlsecho.faults import RECORD_FAULTS, parse_fault
 from tlsecho.labcerts import LAB_KINDS, write_lab_certs
+from tlsecho.net import bind_all
 from tlsecho.tls import INTERMEDIATE_CIPHERS
 
 __all__ = ["LabEntry", "catalog", "lab_configs", "manifest", "render", "write_lab_pki"]
@@ -233,6 +234,14 @@ async def start_lab(
     the running loop) and return the servers and the manifest."""
     from tlsecho.server import EchoServer
 
+    if first_port:
+        # Every port is free before anything is written: a second lab on the
+        # same ports must fail without replacing the running lab's CA (its
+        # clients would stop trusting it; issue 17). A race with another
+        # program in between is still possible, not a second lab's mistake.
+        for i in range(len(catalog())):
+            for probe in bind_all(host, first_port + i, listen=False):
+                probe.close()
     pki, lab = write_lab_pki(out)
     base = base or ServerConfig()
     base = dataclasses.replace(base, host=host)

@@ -154,3 +154,34 @@ def test_the_python_ssl_example_runs_against_every_endpoint() -> None:
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert f"{len(catalog())} passed" in p.stdout
+
+
+def test_a_second_lab_on_the_same_ports_changes_nothing(lab: dict[str, Any]) -> None:
+    """Issue 17: a second lab failed rightly (address already in use) but had
+    already rewritten the shared ca.crt, so the first lab's clients stopped
+    trusting it. Every port is now checked before anything is written."""
+    ca = Path(lab["ca"])
+    before = ca.read_bytes()
+    port = min(e["port"] for e in lab["endpoints"])
+    p = subprocess.run(
+        [*TLSECHO, "lab", "--port", str(port), "--out", str(ca.parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode != 0 and "address already in use" in p.stderr.lower(), p.stderr
+    assert "Traceback" not in p.stderr
+    assert ca.read_bytes() == before
+    expired = endpoint(lab, "expired")
+    s = subprocess.run(
+        [
+            *("openssl", "s_client", "-connect", f"127.0.0.1:{expired['port']}"),
+            *("-CAfile", str(ca), "-servername", "localhost", "-verify_return_error"),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert b"certificate has expired" in s.stdout + s.stderr
