@@ -24,6 +24,9 @@ _GROUPS_DIR = "TLSECHO_GROUPS_DIR"
 def main() -> int:
     """Run ``tlsecho`` with the command line of this process."""
     groups = _groups_argument(sys.argv[1:])
+    # As every other error of a subcommand says it: "tlsecho serve: error: ...".
+    command = next((a for a in sys.argv[1:2] if not a.startswith("-")), None)
+    prog = f"tlsecho {command}" if command else "tlsecho"
     if os.environ.get(_GROUPS_DIR):
         # Re-executed below with our --groups configuration: clean it up here.
         atexit.register(shutil.rmtree, os.environ[_GROUPS_DIR], True)
@@ -32,7 +35,7 @@ def main() -> int:
             try:
                 names = group_list(groups)
             except ValueError as exc:
-                print(f"tlsecho: error: {exc}", file=sys.stderr)
+                print(f"{prog}: error: {exc}", file=sys.stderr)
                 return 2
             # The file must outlive this process's workers: it goes with the run.
             directory = tempfile.mkdtemp(prefix="tlsecho-groups-")
@@ -50,7 +53,7 @@ def main() -> int:
             os.execv(sys.executable, [sys.executable, "-m", "tlsecho", *sys.argv[1:]])
     elif groups is not None:
         print(
-            "tlsecho: error: --groups cannot apply: OPENSSL_CONF is set "
+            f"{prog}: error: --groups cannot apply: OPENSSL_CONF is set "
             f"({os.environ['OPENSSL_CONF']}); set the groups there, or unset it",
             file=sys.stderr,
         )

@@ -14,7 +14,19 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "TagFormatter", "configure", "connection_message", "get_logger"]
+__all__ = [
+    "JsonFormatter",
+    "TagFormatter",
+    "configure",
+    "connection_message",
+    "get_logger",
+    "plural",
+]
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 connection``, ``2 connections``, ``0 connections``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def connection_message(fields: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from tlsecho.engines.membio import BioTlsConnection
 from tlsecho.engines.sslsocket import TlsConnection
 from tlsecho.errors import ListenError, TlsEchoError
 from tlsecho.identity import Policy
-from tlsecho.logs import get_logger
+from tlsecho.logs import get_logger, plural
 from tlsecho.net import Address, bind_all, default_max_connections, format_address
 from tlsecho.tls import ServerTLS, build_server_tls
 
@@ -425,7 +425,9 @@ class EchoServer:
         for lsock in self._listeners:
             lsock.close()
         if drain_timeout > 0 and self._conns and not self.hard_closing:
-            log_main.info("draining %d connections for up to %g s", len(self._conns), drain_timeout)
+            log_main.info(
+                "draining %s for up to %g s", plural(len(self._conns), "connection"), drain_timeout
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(drain_timeout):
                     await self._idle.wait()
@@ -438,7 +440,9 @@ class EchoServer:
         except TimeoutError:
             self.abort_all()
         done = ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
-        log_main.info("served %d connections (%s)", self.connections_total, done or "none")
+        log_main.info(
+            "served %s (%s)", plural(self.connections_total, "connection"), done or "none"
+        )
 
     def abort_all(self) -> None:
         """Drop every connection now, without close_notify."""

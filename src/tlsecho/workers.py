@@ -28,7 +28,7 @@ from typing import Any
 from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
 from tlsecho.errors import TlsEchoError
-from tlsecho.logs import configure, get_logger
+from tlsecho.logs import configure, get_logger, plural
 from tlsecho.net import bind_all, format_address
 from tlsecho.tls import build_server_tls
 
@@ -194,7 +194,12 @@ class Supervisor:
             outcomes.update(counts)
             reports += 1
         done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
-        log.info("served %d connections in all, %d worker runs (%s)", total, reports, done)
+        log.info(
+            "served %s in all, %s (%s)",
+            plural(total, "connection"),
+            plural(reports, "worker run"),
+            done,
+        )
 
 
 def run_workers(config: ServerConfig, workers: int, log_format: str = "text") -> int:

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import as_text, start_server, stop_cleanly
 from tests.hostile.helpers import CANARY_PROXY_HEADER, FAST, Canary, Harness, fd_count, rss_kib
 from tlsecho.certs import Pki
+from tlsecho.logs import plural
 
 
 @pytest.fixture
@@ -72,4 +73,4 @@ def hostile(ca_pki: Pki) -> Iterator[Callable[..., Harness]]:
         # shutdown counts them by outcome.
         done = h.server.records()
         summary = next(t for t in map(as_text, h.server.lines()) if t.startswith("main: served "))
-        assert summary.startswith(f"main: served {len(done)} connections ("), summary
+        assert summary.startswith(f"main: served {plural(len(done), 'connection')} ("), summary

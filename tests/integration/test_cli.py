@@ -294,7 +294,7 @@ def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
     with tls_client(srv.port, pki) as s:
         assert echo_exactly(s, b"before the signal ") == b"before the signal "
         srv.proc.send_signal(signal.SIGTERM)
-        srv.wait_for(r"draining 1 connections for up to 20 s")
+        srv.wait_for(r"draining 1 connection for up to 20 s")
         with pytest.raises(ConnectionRefusedError):  # no new connections while draining
             tls_client(srv.port, pki).close()
         assert echo_exactly(s, b"after it") == b"after it"
@@ -303,7 +303,7 @@ def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
     assert srv.stop() == 0
     (rec,) = srv.records()
     assert (rec["bytes_in"], rec["bytes_out"], rec["outcome"]) == (27, 26, "terminated")
-    assert "main: served 1 connections (terminated=1)" in map(as_text, srv.lines())
+    assert "main: served 1 connection (terminated=1)" in map(as_text, srv.lines())
 
 
 def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
@@ -324,7 +324,7 @@ def test_second_signal_stops_at_once(pki: CertPair) -> None:
     with tls_client(srv.port, pki) as s:
         assert echo_exactly(s, b"x") == b"x"
         srv.proc.send_signal(signal.SIGTERM)
-        srv.wait_for(r"draining 1 connections")
+        srv.wait_for(r"draining 1 connection\b")
         started = time.monotonic()
         assert srv.stop(signal.SIGINT) == 0
         assert time.monotonic() - started < 10

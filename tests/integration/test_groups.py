@@ -94,5 +94,7 @@ def test_bad_groups_are_usage_errors(
         monkeypatch.setenv(k, v)
     p = serve_groups(ca_pki, groups)
     assert p.returncode == 2 and message in p.stderr.decode(), p.stderr
+    # Said as every other usage error of serve says it (it said "tlsecho: error:").
+    assert p.stderr.decode().startswith("tlsecho serve: error: "), p.stderr
     assert "Traceback" not in p.stderr.decode()
     assert not os.environ.get("TLSECHO_GROUPS_DIR")

@@ -67,7 +67,8 @@ def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
     # The supervisor sums them: one line for the whole server.
     totals = [ln for ln in lines if ln.startswith("main: served ")]
     assert len(totals) == 1, totals
-    assert totals[0].startswith(f"main: served {sum(served)} connections in all, 2 worker runs (")
+    noun = "connection" if sum(served) == 1 else "connections"
+    assert totals[0].startswith(f"main: served {sum(served)} {noun} in all, 2 worker runs (")
     assert "Traceback" not in "\n".join(srv.lines())
 
 

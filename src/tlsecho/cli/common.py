@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from tlsecho.config import ClientConfig
 from tlsecho.framing import ECHO_MODES, MODES
+from tlsecho.logs import plural
 
 __all__ = [
     "add_client_tls",
@@ -288,4 +289,5 @@ async def serve_until_signalled(servers: list[Any], show: Callable[[], None]) ->
             outcomes.update(srv.outcomes)
         done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
         total = sum(srv.connections_total for srv in servers)
-        print(f"served {total} connections on {len(servers)} endpoints ({done})", flush=True)
+        served = plural(total, "connection")
+        print(f"served {served} on {plural(len(servers), 'endpoint')} ({done})", flush=True)
