@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_PARTS",
     "ClientAuth",
     "ClientConfig",
+    "Engine",
     "LoopName",
     "Profile",
     "ProxyHeaderVersion",
@@ -26,6 +27,7 @@ __all__ = [
     "ServerConfig",
     "SniCert",
     "TLSVersionName",
+    "default_engine",
     "parse_listen",
     "parse_sni",
 ]
@@ -37,7 +39,7 @@ Engine = Literal["sslsocket", "membio"]
 ENGINES: tuple[Engine, ...] = ("sslsocket", "membio")
 
 
-def _default_engine() -> Engine:
+def default_engine() -> Engine:
     """``$TLSECHO_ENGINE`` when it names an engine, else ``sslsocket``."""
     name = os.environ.get("TLSECHO_ENGINE", "sslsocket")
     return "membio" if name == "membio" else "sslsocket"
@@ -264,7 +266,7 @@ class ServerConfig:
     """Serve Prometheus metrics over HTTP at ``(host, port)`` (``/metrics``)."""
     loop: LoopName = "auto"
     """Event loop: uvloop when installed (``auto``), or the one named."""
-    engine: Engine = field(default_factory=_default_engine)
+    engine: Engine = field(default_factory=default_engine)
     """How the bytes move: ``sslsocket`` (OpenSSL reads and writes the
     socket) or ``membio`` (TLS over memory BIOs: every byte passes through
     tlsecho, one recv and one send per wake-up). Default: ``$TLSECHO_ENGINE``

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import ServerProcess, start_server, stop_cleanly, tls_outcome
+from tests.helpers import TLSECHO, ServerProcess, start_server, stop_cleanly, tls_outcome
 from tlsecho.certs import Pki
 
 pytestmark = pytest.mark.interop
@@ -255,3 +255,29 @@ def test_out_counts_what_the_client_got(faulty: ServerProcess, ca_pki: Pki, sni:
     assert got == msg
     (rec,) = faulty.wait_for_record(peer=peer)
     assert rec["bytes_out"] == len(msg), rec
+
+
+def test_a_record_fault_selects_the_memory_bio_engine(ca_pki: Pki) -> None:
+    """Issue 17: 'serve --fault corrupt' stopped with "it needs --engine
+    membio": a user asked for a fault, not an engine. Only an explicit
+    --engine sslsocket with a record fault is an error."""
+    srv = start_server(
+        *("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)),
+        *("--fault", "corrupt@corrupt.test"),
+        env={"TLSECHO_ENGINE": ""},
+    )
+    try:
+        line = srv.wait_for("acts on our TLS records")[0]
+        assert "on the memory-BIO engine (--engine membio)" in line
+        with connect(srv, ca_pki, "corrupt.test") as s, pytest.raises(ssl.SSLError):
+            echo(s, b"hello")
+    finally:
+        stop_cleanly(srv)
+    p = subprocess.run(
+        [*TLSECHO, "serve", "--port", "0", "--engine", "sslsocket", "--fault", "corrupt"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert p.returncode == 2 and "it needs --engine membio" in p.stderr, p.stderr

@@ -21,9 +21,9 @@ from tlsecho.cli.common import (
     subcommand,
     workers,
 )
-from tlsecho.config import ServerConfig, parse_listen, parse_sni
+from tlsecho.config import Engine, ServerConfig, default_engine, parse_listen, parse_sni
 from tlsecho.errors import ConfigError
-from tlsecho.faults import FaultSpec, parse_fault
+from tlsecho.faults import RECORD_FAULTS, FaultSpec, parse_fault
 from tlsecho.logs import configure
 from tlsecho.net import raise_fd_limit
 from tlsecho.run import run_on_loop, run_until_signalled
@@ -70,10 +70,11 @@ def add_parser(sub: Any) -> None:
     where.add_argument(
         "--engine",
         choices=["sslsocket", "membio"],
-        default=_d("engine"),
+        default=None,
         help="how bytes move: sslsocket (OpenSSL on the socket) or membio (TLS over "
-        "memory BIOs, every byte through tlsecho; $TLSECHO_ENGINE sets the default; "
-        "default: %(default)s)",
+        "memory BIOs, every byte through tlsecho). Default: membio when a --fault acts "
+        "on our records (corrupt, slice, latency...), else $TLSECHO_ENGINE or "
+        f"{_d('engine')}",
     )
     echo = s.add_argument_group("what to echo")
     add_mode(echo, http=True)
@@ -274,9 +275,11 @@ def add_parser(sub: Any) -> None:
 def build_config(args: argparse.Namespace) -> ServerConfig:
     """The ServerConfig that ``serve``'s arguments describe (field by field
     where the option is named like the field)."""
+    faults = tuple(_faults(args.fault))
     return config_from_args(
         ServerConfig,
         args,
+        engine=args.engine or engine_for(faults),
         listen=tuple(parse_listen(x) for x in args.listen),
         sni=tuple(parse_sni(x) for x in args.sni),
         client_auth=args.client_auth or ("required" if args.client_ca else "none"),
@@ -285,9 +288,18 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         allow_dns=tuple(args.allow_dns),
         allow_uri=tuple(args.allow_uri),
         allow_spki_pin=tuple(args.allow_spki_pin),
-        faults=tuple(_faults(args.fault)),
+        faults=faults,
         metrics=parse_listen(args.metrics, what="--metrics") if args.metrics else None,
     )
+
+
+def engine_for(faults: tuple[FaultSpec, ...]) -> Engine:
+    """The engine when ``--engine`` is not given: a user who asks for a
+    record fault asked for the engine that has them (only an explicit
+    ``--engine sslsocket`` with one is an error)."""
+    if any(f.name in RECORD_FAULTS for f in faults):
+        return "membio"
+    return default_engine()
 
 
 def _faults(specs: list[str]) -> list[FaultSpec]:
@@ -330,6 +342,12 @@ def check_groups(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     configure(level(args), fmt=args.log_format)
     config = build_config(args)
+    if args.engine is None and config.engine == "membio" and default_engine() != "membio":
+        record = next(f.label for f in config.faults if f.name in RECORD_FAULTS)
+        logging.getLogger("tlsecho.main").info(
+            "--fault %s acts on our TLS records: on the memory-BIO engine (--engine membio)",
+            record,
+        )
     if args.groups is not None:
         groups = check_groups(args.groups)
         logging.getLogger("tlsecho.main").info("key-exchange groups: %s", ", ".join(groups))
