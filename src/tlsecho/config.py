@@ -109,6 +109,14 @@ def _check_mode(mode: str, max_line: int) -> None:
         raise ConfigError(f"{setting('max_line')} must be at least 1, not {max_line}")
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_listen(
     text: str, *, default_port: int | None = None, what: str = "--listen"
 ) -> tuple[str, int]:
@@ -130,6 +138,8 @@ def parse_listen(
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     elif ":" in text:
+        if default_port is not None and _is_ipv6(text):
+            return text, default_port  # an IPv6 address alone: ::1
         raise ConfigError(f"{what} {text!r}: write IPv6 as [ADDRESS]:PORT")
     else:
         host, port_text = text, None

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.helpers import TLSECHO, ServerProcess, as_text, send, start_server
+from tests.helpers import TLSECHO, ServerProcess, as_text, send, start_server, stop_cleanly
 from tlsecho.certs import CertPair
 
 MESSAGE = b"This is the message. It will be sent in parts."
@@ -349,3 +349,19 @@ def test_cli_main_is_callable_without_a_subprocess(capsys: pytest.CaptureFixture
 
     assert main(["send", "--port", "0"]) == 2  # a usage error
     assert "port must be 1..65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_send_and_probe_take_ipv6_in_both_spellings(pki: CertPair, host: str) -> None:
+    """Issue 17: send --host '[::1]' said "cannot resolve '[::1]'" while
+    probe and bench wanted [::1]:PORT; every command takes both now."""
+    srv = start_server(*("--cert", str(pki.cert), "--key", str(pki.key)), host="::1")
+    try:
+        p = send(srv.port, "--host", host, "--cafile", str(pki.cert), "hi")
+        assert p.returncode == 0 and b"received b'hi'" in p.stderr, p.stderr
+        bench = [*TLSECHO, "bench", host, "--port", str(srv.port), "--cafile", str(pki.cert)]
+        bench += ["--servername", "localhost", "-n", "5", "-c", "1", "--warmup", "0"]
+        q = subprocess.run(bench, capture_output=True, timeout=60, check=False)
+        assert q.returncode == 0, q.stderr
+    finally:
+        stop_cleanly(srv)

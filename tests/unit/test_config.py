@@ -141,3 +141,14 @@ def test_bench_path_is_scenario_https() -> None:
         BenchConfig(path="/health")
     with pytest.raises(ConfigError, match="starts with /"):
         BenchConfig(scenario="http", path="health")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("::1", ("::1", 443)), ("[::1]", ("::1", 443)), ("[::1]:8443", ("::1", 8443))],
+)
+def test_an_ipv6_target_without_a_port_takes_the_default(
+    text: str, expected: tuple[str, int]
+) -> None:
+    """probe and bench take both spellings (issue 17), as --host does."""
+    assert parse_listen(text, default_port=443) == expected

@@ -126,11 +126,20 @@ def level(args: argparse.Namespace, default_level: str = "info") -> str:
     return str(args.log_level or default_level).upper()
 
 
+def host_name(text: str) -> str:
+    """``--host``: a name or address, IPv6 with or without brackets
+    (``::1`` or ``[::1]``, as the HOST:PORT arguments write it)."""
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1]
+    return text
+
+
 def add_endpoint(p: Container) -> None:
     p.add_argument(
         "--host",
+        type=host_name,
         default=default(ClientConfig, "host"),
-        help="host name or address (default: %(default)s)",
+        help="host name or address, IPv6 as ::1 or [::1] (default: %(default)s)",
     )
     p.add_argument(
         "--port",
@@ -144,7 +153,10 @@ def add_endpoint_range(p: Container, first_port: int, what: str, folder: str) ->
     """``--host``, ``--port`` (the first of consecutive ports) and ``--out``
     of a catalog of listeners (``badssl``, ``lab``)."""
     p.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        "--host",
+        type=host_name,
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s)",
     )
     p.add_argument(
         "--port",
