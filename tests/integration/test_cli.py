@@ -365,3 +365,10 @@ def test_send_and_probe_take_ipv6_in_both_spellings(pki: CertPair, host: str) ->
         assert q.returncode == 0, q.stderr
     finally:
         stop_cleanly(srv)
+
+
+def test_send_help_points_large_messages_to_stdin() -> None:
+    """A multi-megabyte PART dies in the shell (E2BIG) before tlsecho runs:
+    the help says how to send one (issue 17 friction)."""
+    p = subprocess.run([*TLSECHO, "send", "--help"], capture_output=True, text=True, check=True)
+    assert "tlsecho send - < FILE" in " ".join(p.stdout.split())

@@ -37,7 +37,8 @@ def add_parser(sub: Any) -> None:
         "send a message in parts and verify the echo",
         "The original example's client: each PART is one write, then the message ends\n"
         "(a NUL byte in mode nul). Every byte of the echo is checked as it arrives.\n"
-        "'-' streams stdin and writes the echo to stdout.",
+        "'-' streams stdin and writes the echo to stdout: the way to send megabytes\n"
+        "(the shell refuses an argument over 128 KiB before tlsecho runs).",
         [
             "tlsecho send --cafile pki/ca.crt 'hello, ' 'world'",
             "tlsecho send --host example.test --port 443 --mode raw - < file",
@@ -49,8 +50,8 @@ def add_parser(sub: Any) -> None:
         nargs="*",
         metavar="PART",
         help="the message, in parts written one by one (default: the original three); "
-        "'-' reads stdin and writes the echo to stdout. The server is --host/--port, "
-        "never a part",
+        "'-' reads stdin and writes the echo to stdout (large messages: "
+        "tlsecho send - < FILE). The server is --host/--port, never a part",
     )
     add_endpoint(d)
     add_mode(d)
