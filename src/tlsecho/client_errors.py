@@ -29,8 +29,12 @@ _CLIENT_CERT_ALERTS = {
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server refused our client certificate: it has expired",
     "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server refused our client certificate",
     "TLSV1_ALERT_DECRYPT_ERROR": "the server refused our client certificate (decrypt error)",
-    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version in common with the server",
-    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "no ALPN protocol in common with the server",
+    # Said as what the server sent: a server under --fault alert=... sends it
+    # whatever the versions are, so "no version in common" would mislead.
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the server sent a protocol_version alert "
+    "(no TLS version in common, or a server that refuses this client's)",
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "the server sent a no_application_protocol alert "
+    "(no ALPN protocol in common)",
 }
 
 

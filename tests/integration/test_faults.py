@@ -12,7 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import TLSECHO, ServerProcess, scrape, start_server, stop_cleanly, tls_outcome
+from tests.helpers import (
+    TLSECHO,
+    ServerProcess,
+    scrape,
+    send,
+    start_server,
+    stop_cleanly,
+    tls_outcome,
+)
 from tlsecho.certs import Pki
 
 FAULTS = [
@@ -194,3 +202,11 @@ def test_reset_after_on_any_engine(faulty: ServerProcess, ca_pki: Pki) -> None:
         b"abcdef",
     )
     faulty.wait_for_record(fault="reset-after=3", outcome="fault")
+
+
+def test_send_says_which_alert_the_server_sent(faulty: ServerProcess, ca_pki: Pki) -> None:
+    """Issue 17: against --fault alert=protocol_version, send said "no TLS
+    version in common", which was not so: it says what the server sent."""
+    p = send(faulty.port, "--servername", "old.test", "--cafile", str(ca_pki.ca.cert), "hi")
+    assert p.returncode != 0
+    assert "the server sent a protocol_version alert" in p.stderr.decode(), p.stderr
