@@ -41,3 +41,22 @@ def test_hello_answer_table(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert "CN=[i]x[/i]" in out and ":cd:[b]" in out and ":ok:" in out
+
+
+def test_bench_says_why_more_connections_were_made_than_counted() -> None:
+    """Issue 17: "2,113 connections" and "of 2,114 connections made" in one table."""
+    import io
+
+    from tlsecho.bench.report import render
+
+    r = {
+        "scenario": "connect", "connections": 2, "mode": "nul", "size": 64, "processes": 1,
+        "seconds": 5.0, "rate": None, "operations": 2113, "operations_per_second": 422.6,
+        "bytes_verified": 135232, "megabytes_per_second": 0.03, "mismatched_bytes": 0,
+        "errors": {}, "resumed": 1690, "connections_made": 2114,
+    }  # fmt: skip
+    out = io.StringIO()
+    render(r, out)
+    text = " ".join(out.getvalue().replace("│", " ").split())
+    assert "2,113 connections" in text
+    assert "of 2,114 connections made (1 cut off by the end of the run, not" in text
