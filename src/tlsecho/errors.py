@@ -75,6 +75,11 @@ class EchoMismatchError(PeerError):
     """The echo differed from what was sent, or the server closed early."""
 
 
+#: The reason of a connection that sent plain HTTP to a TLS port (OpenSSL's
+#: ``HTTP_REQUEST``); in ``--mode http`` it is also answered with a 400.
+PLAIN_HTTP = "plain HTTP request sent to a TLS port"
+
+
 def failure_reason(exc: BaseException) -> str:
     """A short, stable, lower-case phrase for why an exchange failed: the one
     place that turns an ``OSError``, ``ssl.SSLError`` or our own error into
@@ -86,6 +91,8 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLEOFError):  # its reason is often None: "ssleoferror"
         return "closed without close_notify"
     if isinstance(exc, ssl.SSLError):
+        if exc.reason == "HTTP_REQUEST":  # OpenSSL's "http request", said plainly
+            return PLAIN_HTTP
         return (exc.reason or exc.__class__.__name__).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.errno:
         if isinstance(exc, ConnectionResetError):

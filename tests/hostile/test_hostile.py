@@ -29,6 +29,7 @@ from tests.hostile.helpers import (
     rss_kib,
 )
 from tlsecho.certs import Pki
+from tlsecho.errors import PLAIN_HTTP
 
 Make = Callable[..., Harness]
 
@@ -58,7 +59,7 @@ def s_client(h: Harness, *args: str, data: bytes = b"", timeout: float = 30) -> 
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", "http request"),  # 1
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", PLAIN_HTTP),  # 1
         (bytes(range(256)) * 8, "wrong version number"),  # 2 (random-looking bytes)
         (SSLV2_HELLO, ""),  # 3 SSLv2
         (SSLV3_HELLO, ""),  # 3 SSLv3

@@ -22,6 +22,7 @@ import pytest
 from tests.helpers import ServerProcess, start_server, stop_cleanly
 from tlsecho.certs import CertPair
 from tlsecho.clienthello import parse_client_hello
+from tlsecho.errors import PLAIN_HTTP
 
 PEERS = Path(__file__).parent.parent / "peers"
 
@@ -89,7 +90,7 @@ def test_not_tls_has_no_fingerprint_and_changes_nothing(jserver: ServerProcess) 
         s.recv(100)
     (rec,) = jserver.wait_for_record(outcome="handshake-failed")
     assert rec["ja4"] is None and "ja3" not in rec
-    assert rec["reason"] == "http request"  # OpenSSL's verdict, as before
+    assert rec["reason"] == PLAIN_HTTP  # OpenSSL's verdict, as before
 
 
 def test_curl_offers_h2_and_http11(jserver: ServerProcess, pki: CertPair) -> None:

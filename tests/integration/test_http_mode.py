@@ -22,6 +22,7 @@ import pytest
 
 from tests.helpers import ServerProcess, as_record, scrape, start_server, stop_cleanly
 from tlsecho.certs import Pki
+from tlsecho.errors import PLAIN_HTTP
 from tlsecho.proxy_protocol import build_v2
 
 pytestmark = pytest.mark.interop
@@ -427,3 +428,19 @@ def test_bench_http_opens_a_new_connection_after_connection_close(
             assert r["operations"] == 20 and r["bytes_verified"] == 40 and r["errors"] == {}
         finally:
             node.terminate()
+
+
+def test_plain_http_to_the_tls_port_is_a_400(srv: ServerProcess) -> None:
+    """Issue 17: curl http:// at an https port got nothing; nginx answers
+    400 "plain HTTP request sent to HTTPS port". The log says so too."""
+    c = subprocess.run(
+        ["curl", "-sS", "-m", "5", "-i", f"http://127.0.0.1:{srv.port}/get"],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert c.returncode == 0, c.stderr
+    out = c.stdout.decode()
+    assert out.startswith("HTTP/1.1 400 Bad Request")
+    assert "plain HTTP request sent to an HTTPS port" in out
+    srv.wait_for_record(outcome="handshake-failed", reason=PLAIN_HTTP)

@@ -9,6 +9,7 @@ import subprocess
 
 from tests.helpers import TLSECHO, scrape, start_server
 from tlsecho.certs import Pki
+from tlsecho.errors import PLAIN_HTTP
 
 
 def test_metrics_and_json_logs(ca_pki: Pki) -> None:
@@ -45,7 +46,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
         assert m[("tlsecho_connections_total", (("outcome", "eof"),))] == 2
         assert m[("tlsecho_connections_total", (("outcome", "handshake-failed"),))] == 1
         assert m[("tlsecho_connections_total", (("outcome", "framing-error"),))] == 1
-        assert m[("tlsecho_handshake_failures_total", (("reason", "http request"),))] == 1
+        assert m[("tlsecho_handshake_failures_total", (("reason", PLAIN_HTTP),))] == 1
         assert m[("tlsecho_framing_errors_total", ())] == 1
         tls13 = (("cipher", "TLS_AES_256_GCM_SHA384"), ("tls_version", "TLSv1.3"))
         assert m[("tlsecho_handshakes_total", tls13)] == 3
@@ -101,7 +102,7 @@ def test_metrics_and_json_logs(ca_pki: Pki) -> None:
     for e in conns:
         # What the client offered, when it sent a ClientHello (not the HTTP request).
         assert set(e) == keys | (hello_keys if e["ja4"] else set())
-        assert (e["ja4"] is None) == (e["reason"] == "http request")
+        assert (e["ja4"] is None) == (e["reason"] == PLAIN_HTTP)
         assert e["worker"] is None  # one process: no --workers
     assert sum(e["bytes_in"] for e in conns) == received  # the logs and metrics agree
     first = conns[0]

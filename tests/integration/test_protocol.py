@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import ServerProcess, pump
 from tlsecho.certs import CertPair
+from tlsecho.errors import PLAIN_HTTP
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 
@@ -161,7 +162,7 @@ def test_plain_text_gets_one_log_line(server: ServerProcess, pki: CertPair) -> N
         except ConnectionResetError:
             pass
     (rec,) = server.wait_for_record(outcome="handshake-failed")
-    assert rec["reason"] == "http request"
+    assert rec["reason"] == PLAIN_HTTP
     with connect(server, pki) as s2:
         s2.sendall(b"ok\x00")
         assert read_to_close(s2) == b"ok"

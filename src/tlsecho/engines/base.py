@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import sys
 import traceback
 from collections.abc import Callable
@@ -46,6 +47,11 @@ _DRAINS_PER_WAKEUP = 16
 _ALERT_INTERNAL_ERROR = alert_record(80)
 
 _T = TypeVar("_T")
+_PLAIN_HTTP_BODY = b"400 Bad Request: plain HTTP request sent to an HTTPS port\n"
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nServer: tlsecho\r\nContent-Type: text/plain\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(_PLAIN_HTTP_BODY)
+) + _PLAIN_HTTP_BODY
 
 
 class EngineConnection:
@@ -346,9 +352,17 @@ class EngineConnection:
         else:
             self._opened(sock)
 
-    def _handshake_failed(self, sock: Any) -> None:
+    def _handshake_failed(self, sock: Any, exc: OSError) -> None:
         self._outcome = Outcome.HANDSHAKE_FAILED
         self.sni = server_name_of(sock) or "-"
+        if (
+            self._server.config.mode == "http"
+            and isinstance(exc, ssl.SSLError)
+            and exc.reason == "HTTP_REQUEST"
+        ):
+            # As nginx does: a browser or curl pointed at http:// sees why.
+            with contextlib.suppress(OSError):
+                socket.socket.send(self._raw, _PLAIN_HTTP_ANSWER, socket.MSG_DONTWAIT)
 
     def _opened(self, sock: Any) -> None:
         """The session is admitted: echo, or (mode hello) answer and close."""

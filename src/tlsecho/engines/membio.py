@@ -215,7 +215,7 @@ class BioTlsConnection(EngineConnection):
                 self._reset()
             return
         except OSError as exc:  # ssl.SSLError included: the peer's mistake
-            self._handshake_failed(sock)
+            self._handshake_failed(sock, exc)
             self._send_out()  # our alert
             if self._state is State.HANDSHAKE:
                 self._linger(exc)

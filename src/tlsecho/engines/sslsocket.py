@@ -136,7 +136,7 @@ class TlsConnection(EngineConnection):
             self._want_write(True)
             return
         except OSError as exc:  # ssl.SSLError included: the peer's mistake
-            self._handshake_failed(sock)
+            self._handshake_failed(sock, exc)
             if isinstance(exc, ssl.SSLError):
                 self._linger(exc)
             else:
