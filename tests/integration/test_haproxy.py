@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +171,51 @@ def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_pat
         for srv in backends:
             assert srv.stop() == 0
     assert "echo1 is DOWN" in out, out
+
+
+HAPROXY_CLIENT_CERT_CFG = ROOT / "contrib" / "haproxy" / "haproxy-client-cert.cfg"
+
+
+def test_haproxy_forwards_the_client_certificate(ca_pki: Pki, tmp_path: Path) -> None:
+    """contrib/haproxy/haproxy-client-cert.cfg as it is: tlsbin behind it
+    sees the client certificate HAProxy verified, in the PROXY v2 SSL TLV
+    (its CN) and in X-Forwarded-Client-Cert; a client that forges the header
+    without a certificate gets it deleted."""
+    pem = tmp_path / "server.pem"
+    pem.write_text(ca_pki.server.cert.read_text() + ca_pki.server.key.read_text())
+    args = ["--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key)]
+    backend = start_server(*args, "--mode", "http", "--proxy-protocol", "v2")
+    cfg = HAPROXY_CLIENT_CERT_CFG.read_text()
+    cfg = cfg.replace("pki/server.pem", str(pem)).replace("pki/ca.crt", str(ca_pki.ca.cert))
+    front, haproxy = run_haproxy(cfg, [backend], tmp_path)
+    url = f"https://localhost:{front.getsockname()[1]}/get"
+
+    def curl(*extra: str) -> dict[str, Any]:
+        c = subprocess.run(
+            ["curl", "-sS", "-m", "10", "--cacert", str(ca_pki.ca.cert), *extra, url],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert c.returncode == 0, c.stderr
+        doc: dict[str, Any] = json.loads(c.stdout)["connection"]
+        return doc
+
+    try:
+        with_cert = curl("--cert", str(ca_pki.client.cert), "--key", str(ca_pki.client.key))
+        (ssl_tlv,) = [t for t in with_cert["proxy_protocol"]["tlvs"] if t["name"] == "ssl"]
+        assert ssl_tlv["cn"] == "tlsecho client" and ssl_tlv["verified"] is True
+        assert "cert_conn" in ssl_tlv["client"]
+        (xfcc,) = with_cert["x_forwarded_client_cert"]
+        der = ssl.PEM_cert_to_DER_cert(ca_pki.client.cert.read_text())
+        assert xfcc["Hash"] == hashlib.sha256(der).hexdigest()
+        assert "CN=tlsecho client" in xfcc["Subject"]
+        forged = curl("-H", 'X-Forwarded-Client-Cert: Subject="CN=admin"')
+        assert forged["x_forwarded_client_cert"] == []
+        (ssl_tlv,) = [t for t in forged["proxy_protocol"]["tlvs"] if t["name"] == "ssl"]
+        assert "cert_conn" not in ssl_tlv["client"] and "cn" not in ssl_tlv
+    finally:
+        haproxy.terminate()
+        out = haproxy.communicate(timeout=30)[0].decode()
+        front.close()
+        assert backend.stop() == 0, out
