@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 UV_VENV := .venv-uv
 UV      := $(UV_VENV)/bin/uv
 LOCKS   := requirements/dev.lock requirements/scan.lock requirements/uv.lock
-DEBS   := openssl socat ncat nodejs haproxy tshark curl chromium libnss3-tools
+DEBS   := openssl socat ncat nodejs haproxy tshark curl chromium libnss3-tools gnutls-bin
 
 .PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools \
 	lock test-deps
@@ -122,6 +122,7 @@ tools:
 	command -v curl    >/dev/null || missing="$$missing curl"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
+	command -v gnutls-cli >/dev/null || missing="$$missing gnutls-bin"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -38,6 +38,48 @@ __all__ = ["LabEntry", "catalog", "lab_configs", "manifest", "render", "write_la
 #: The message every lab client sends (mode nul: the server echoes it and closes).
 MESSAGE = b"hello, lab"
 
+#: Stack-neutral reason codes of the ``reject`` endpoints (``detail`` stays
+#: OpenSSL's words), whether every correct client must reject (``strict``) or
+#: only some stacks' policy does, and which rule that policy is. Checked
+#: against the RFCs and CA/B Forum rules, OpenSSL (s_client, curl, Python,
+#: node) and GnuTLS (gnutls-cli) in tests/integration/test_lab.py.
+REJECTS: dict[str, tuple[str, bool, str | None]] = {
+    "expired": ("expired", True, None),  # RFC 5280 6.1.3 (a)(2)
+    "not-yet-valid": ("not-yet-valid", True, None),
+    "wrong-host": ("hostname", True, None),  # RFC 6125 6, RFC 9110 4.3.4
+    "self-signed": ("untrusted", True, None),  # RFC 5280 6.1: no path to a trust anchor
+    "unknown-ca": ("untrusted", True, None),
+    "incomplete-chain": (
+        "untrusted",
+        False,
+        "a client that builds its path only from what the server sent and its trust store "
+        "rejects it (OpenSSL, GnuTLS, Go); one that fetches or caches intermediates "
+        "(browsers, Windows, Android) may complete the chain",
+    ),
+    "sha1": (
+        "weak-signature",
+        False,
+        "SHA-1 signatures are forbidden by the CA/B Forum Baseline Requirements (7.1.3) and "
+        "refused by OpenSSL 3 at security level 1 and up and by GnuTLS; a stack with an "
+        "older or legacy policy may accept them",
+    ),
+    "rsa-1024": (
+        "weak-key",
+        False,
+        "OpenSSL refuses RSA keys under 2048 bits only at security level 2 and up (Debian's "
+        "default); GnuTLS's NORMAL priority verifies at its low profile and accepts it "
+        "(NORMAL:%PROFILE_MEDIUM refuses it); some stacks have no RSA minimum",
+    ),
+    "no-server-eku": ("purpose", True, None),  # RFC 5280 4.2.1.12: MUST NOT be used
+    "ca-leaf": (
+        "purpose",
+        False,
+        "a CA certificate with keyUsage keyCertSign only: OpenSSL and GnuTLS check the "
+        "leaf's key usage and reject it; some stacks do not (golang/go #40100)",
+    ),
+    "name-constraints": ("name-constraints", True, None),  # RFC 5280 4.2.1.10
+}
+
 
 @dataclass(frozen=True)
 class LabEntry:
@@ -196,13 +238,26 @@ def manifest(pki: Pki, endpoints: list[tuple[LabEntry, str, int]]) -> dict[str, 
                 "host": host,
                 "port": port,
                 "sni": "localhost",
-                "expect": {"result": e.result, "detail": e.detail},
+                "expect": _expect(e),
                 "expect_text": e.expect,
                 "needs": {k: list(v) if isinstance(v, tuple) else v for k, v in e.needs},
             }
             for e, host, port in endpoints
         ],
     }
+
+
+def _expect(e: LabEntry) -> dict[str, Any]:
+    """The manifest's ``expect``: a ``reject`` also says its stack-neutral
+    ``reason``, whether every correct client must reject (``strict``) and,
+    when not, the ``policy`` that makes some reject it."""
+    out: dict[str, Any] = {"result": e.result, "detail": e.detail}
+    if e.result == "reject":
+        reason, strict, policy = REJECTS[e.name]
+        out |= {"reason": reason, "strict": strict}
+        if policy is not None:
+            out["policy"] = policy
+    return out
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -220,6 +275,8 @@ def render(doc: dict[str, Any]) -> str:
             extra = "  (present client.crt)"
         elif needs.get("alpn"):
             extra = f"  (offer ALPN {','.join(needs['alpn'])})"
+        if e["expect"].get("strict") is False:
+            extra += "  (a policy: some correct stacks accept it)"
         lines.append(
             f"  {e['port']:>5}  {e['name']:<{width}}  {e['kind']:<11}  {e['expect_text']}{extra}"
         )

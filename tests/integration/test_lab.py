@@ -185,3 +185,79 @@ def test_a_second_lab_on_the_same_ports_changes_nothing(lab: dict[str, Any]) -> 
         check=False,
     )
     assert b"certificate has expired" in s.stdout + s.stderr
+
+
+# What gnutls-cli (GnuTLS, Debian's gnutls-bin) says for each outcome: a
+# second TLS stack, nobody's here, must agree with every promise the
+# manifest makes as strict, and may differ only where it names a policy.
+GNUTLS_ALERT_CODES = {
+    "handshake_failure": 40,
+    "protocol_version": 70,
+    "internal_error": 80,
+    "unrecognized_name": 112,
+}
+GNUTLS_ERRORS = {
+    # A GnuTLS application is told "non-properly terminated" both for a FIN
+    # and for a reset met on a write (docs/lab.md): either is the promise.
+    "reset": ("Error in the pull function", "non-properly terminated"),
+    "closed": ("non-properly terminated",),
+    "bad record mac": ("Decryption has failed",),
+    "truncated": ("non-properly terminated",),
+    "not tls": ("An unexpected TLS packet was received",),
+}
+
+
+def gnutls_cli(lab: dict[str, Any], e: dict[str, Any], wait: float = 3.0) -> tuple[str, str]:
+    """Run gnutls-cli against the endpoint, its stdin kept open (gnutls-cli
+    fed by a closing pipe reports a truncated stream as a normal close):
+    ("exit" or "timeout", what it printed)."""
+    cmd = ["gnutls-cli", "--x509cafile", lab["ca"], "-p", str(e["port"]), "localhost"]
+    if e["needs"].get("client_cert"):
+        cmd += ["--x509certfile", lab["client_cert"], "--x509keyfile", lab["client_key"]]
+    if e["needs"].get("alpn"):
+        cmd += ["--alpn", ",".join(e["needs"]["alpn"])]
+    with subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as p:
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write(MESSAGE + b"\0")
+        p.stdin.flush()
+        try:
+            p.wait(wait)
+            how = "exit"
+        except subprocess.TimeoutExpired:
+            how = "timeout"
+            p.kill()
+        out = p.stdout.read().decode(errors="replace")
+        p.stdin.close()
+    return how, out
+
+
+@pytest.mark.parametrize("name", [e.name for e in catalog()])
+def test_gnutls_keeps_every_promise(lab: dict[str, Any], name: str) -> None:
+    e = endpoint(lab, name)
+    expect = e["expect"]
+    how, out = gnutls_cli(lab, e)
+    echoed = MESSAGE.decode() in out
+    clean = "Peer has closed the GnuTLS connection" in out
+    rejected = "PKI verification of server certificate failed" in out or (
+        "Key usage violation" in out
+    )
+    result = expect["result"]
+    if result == "reject":
+        if expect["strict"]:
+            assert rejected and not echoed, out[-600:]
+        else:  # a policy: GnuTLS may keep it or not, but never half-way
+            assert rejected != (echoed and clean), out[-600:]
+    elif result == "echo":
+        assert how == "exit" and echoed and clean, out[-600:]
+    elif result == "alert":
+        assert f"Received alert [{GNUTLS_ALERT_CODES[expect['detail']]}]" in out, out[-600:]
+    elif result == "error":
+        assert any(m in out for m in GNUTLS_ERRORS[expect["detail"]]), out[-600:]
+        if expect["detail"] == "truncated":
+            assert echoed and not clean, out[-600:]
+    elif result == "cut":
+        assert "hello" in out and not echoed and clean, out[-600:]
+    else:  # timeout: nothing (or the first bytes) and no end
+        assert how == "timeout" and not echoed, out[-600:]

@@ -101,3 +101,30 @@ def test_configs_manifest_and_table(tmp_path: Path) -> None:
     table = render(doc)
     assert "20011  sha1" in table and "(present client.crt)" in table
     assert "(offer ALPN echo)" in table and table.splitlines()[0].startswith("tlsecho lab: 36")
+
+
+REASONS = {
+    "expired",
+    "not-yet-valid",
+    "hostname",
+    "untrusted",
+    "weak-signature",
+    "weak-key",
+    "purpose",
+    "name-constraints",
+}
+
+
+def test_every_reject_says_its_reason_and_whether_it_is_strict() -> None:
+    """Issue 17: a program compares ``reason`` (not OpenSSL's words), and a
+    ``strict: false`` promise names the policy some correct stacks relax."""
+    from tlsecho.lab import _expect
+
+    for entry in catalog():
+        expect = _expect(entry)
+        if entry.result != "reject":
+            assert set(expect) == {"result", "detail"}
+            continue
+        assert expect["reason"] in REASONS, entry.name
+        assert isinstance(expect["strict"], bool)
+        assert ("policy" in expect) == (not expect["strict"]), entry.name
