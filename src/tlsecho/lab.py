@@ -220,7 +220,18 @@ def lab_configs(
     return out
 
 
-def manifest(pki: Pki, endpoints: list[tuple[LabEntry, str, int]]) -> dict[str, Any]:
+#: What a client speaks to the lab's endpoints, by ``--mode``.
+PROTOCOLS = {
+    "nul": "mode nul: send a message ended by a NUL byte; the server echoes what came "
+    "before the NUL, then close_notify",
+    "http": "mode http: HTTPS (HTTP/1.1, or h2 by ALPN); every path answers with tlsbin's "
+    "JSON of what arrived (its page for Accept: text/html): 'echo' is that answer",
+}
+
+
+def manifest(
+    pki: Pki, endpoints: list[tuple[LabEntry, str, int]], mode: str = "nul"
+) -> dict[str, Any]:
     """The document a program reads: what to trust, and for each endpoint
     where it listens and what a correct client must do."""
     return {
@@ -228,8 +239,8 @@ def manifest(pki: Pki, endpoints: list[tuple[LabEntry, str, int]]) -> dict[str, 
         "ca": str(pki.ca.cert),
         "client_cert": str(pki.client.cert),
         "client_key": str(pki.client.key),
-        "protocol": "mode nul: send a message ended by a NUL byte; the server "
-        "echoes what came before the NUL, then close_notify",
+        "mode": mode,
+        "protocol": PROTOCOLS[mode],
         "endpoints": [
             {
                 "name": e.name,
@@ -266,6 +277,7 @@ def render(doc: dict[str, Any]) -> str:
     width = max(len(e["name"]) for e in eps)
     lines = [
         f"tlsecho lab: {len(eps)} endpoints; trust {doc['ca']}",
+        f"  {doc.get('protocol', PROTOCOLS['nul'])}",
         f"  {'port':>5}  {'endpoint':<{width}}  {'kind':<11}  a correct client must get",
     ]
     for e in eps:
@@ -316,4 +328,4 @@ async def start_lab(
         for srv in servers:
             await srv.aclose()
         raise
-    return servers, manifest(pki, placed)
+    return servers, manifest(pki, placed, base.mode)

@@ -5,6 +5,7 @@ test artefact (``$TLSECHO_ARTEFACTS``, else ``build/test-artefacts``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import start_server, stop_cleanly
+from tests.helpers import TLSECHO, start_server, stop_cleanly
 from tlsecho.certs import Pki
 
 pytestmark = pytest.mark.interop
@@ -71,3 +72,44 @@ def test_chromium_renders_what_it_sent(ca_pki: Pki, tmp_path: Path) -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     finally:
         stop_cleanly(srv)
+
+
+def test_lab_in_http_mode_with_curl_and_chromium(tmp_path: Path) -> None:
+    """Issue 17: `tlsecho lab --mode http` serves the catalog as HTTPS
+    endpoints (badssl.com's use): curl and Chromium meet each promise."""
+    out = tmp_path / "lab"
+    manifest = out / "manifest.json"
+    cmd = [*TLSECHO, "lab", "--mode", "http", "--port", "0", "--out", str(out)]
+    with subprocess.Popen(
+        [*cmd, "--manifest", str(manifest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("manifest: "):
+                    break
+            doc = json.loads(manifest.read_text())
+            assert doc["mode"] == "http" and "HTTPS" in doc["protocol"]
+            port = {e["name"]: e["port"] for e in doc["endpoints"]}
+
+            def curl(name: str) -> subprocess.CompletedProcess[bytes]:
+                url = f"https://localhost:{port[name]}/get"
+                cmd = ["curl", "-sS", "-m", "10", "--cacert", doc["ca"], url]
+                return subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+
+            ok = curl("ok")
+            assert ok.returncode == 0 and json.loads(ok.stdout)["tls"]["version"] == "TLSv1.3"
+            assert curl("expired").returncode == 60  # certificate problem
+            assert curl("alert-handshake-failure").returncode == 35  # the alert
+            trust(tmp_path, Path(doc["ca"]))
+            dom = chromium(tmp_path, "--dump-dom", f"https://localhost:{port['ok']}/")
+            assert "What your browser sent" in dom.stdout.decode(), dom.stderr.decode()[-2000:]
+            bad = chromium(tmp_path, "--dump-dom", f"https://localhost:{port['expired']}/")
+            assert "What your browser sent" not in bad.stdout.decode()
+        finally:
+            proc.terminate()
+            tail = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0 and "served" in tail, tail

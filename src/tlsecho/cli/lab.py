@@ -38,10 +38,18 @@ def add_parser(sub: Any) -> None:
         [
             "tlsecho lab --manifest lab.json",
             "tlsecho lab --port 0 --out /tmp/lab --manifest /tmp/lab/manifest.json",
+            "tlsecho lab --mode http     # HTTPS endpoints: curl or a browser, as badssl.com",
         ],
     )
     add_endpoint_range(p, 11000, "the certificates", "lab")
     p.add_argument("--manifest", type=Path, help="write the manifest (JSON) here", metavar="FILE")
+    p.add_argument(
+        "--mode",
+        choices=["nul", "http"],
+        default="nul",
+        help="what the endpoints speak after TLS: nul (the echo of a NUL-ended message; "
+        "default) or http (tlsbin: HTTPS for curl and browsers)",
+    )
     add_loop(p)
     add_logging(p)
 
@@ -57,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     async def serve_all() -> None:
         if quiet:
             main_log.setLevel(logging.WARNING)
-        servers, doc = await start_lab(out, args.host, args.port, ServerConfig(loop=args.loop))
+        base = ServerConfig(loop=args.loop, mode=args.mode)
+        servers, doc = await start_lab(out, args.host, args.port, base)
 
         def show() -> None:
             if args.manifest:
