@@ -26,10 +26,15 @@ def _isolated_data_home(
 
 
 @pytest.fixture(autouse=True)
-def _no_traceback_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def _no_traceback_logged(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """In-process servers (the pytest plugin's, the fail-closed tests') log
-    no traceback either: not ours, not asyncio's "Exception in callback"."""
+    no traceback either: not ours, not asyncio's "Exception in callback".
+    A test that asks for one at debug level says so (``debug_traceback``)."""
     yield
+    if request.node.get_closest_marker("debug_traceback"):
+        return
     bad = [
         r
         for r in caplog.get_records("call")

@@ -12,6 +12,8 @@ runs once per engine whatever ``$TLSECHO_ENGINE`` says.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import socket
 import ssl
@@ -32,6 +34,7 @@ from tlsecho.engines.membio import _Hello
 from tlsecho.engines.pretls import HelloPeek, ProxyPeek
 from tlsecho.faults import EchoFault, RecordFault, parse_fault
 from tlsecho.framing import LineFraming, NulFraming, RawFraming
+from tlsecho.logs import JsonFormatter, TagFormatter
 from tlsecho.proxy_protocol import ProxyParser
 from tlsecho.pytest_plugin import RunningServer
 from tlsecho.tlsbin import HttpFraming
@@ -241,3 +244,42 @@ def test_an_injected_failure_ends_only_its_connection(
     else:
         assert canary.startswith(b"HTTP/1.1 200")
     assert srv.outcomes.get("internal-error") == 1
+
+
+@pytest.mark.debug_traceback
+@pytest.mark.parametrize("fmt", ["json", "debug"])
+def test_the_traceback_is_a_json_field_or_a_debug_line(
+    fmt: str,
+    tlsecho_server_factory: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one line stays one line at the default level; the traceback is
+    the JSON record's ``traceback`` field, or a debug line at -v."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TagFormatter())
+    logger = logging.getLogger("tlsecho")
+    logger.addHandler(handler)
+    try:
+        if fmt == "debug":
+            logger.setLevel(logging.DEBUG)
+        srv = tlsecho_server_factory()
+        fail_once(monkeypatch, NulFraming, "receive_data")
+        case = CASES[0]
+        assert _exchange(srv, case)[0] == b""
+        srv.wait_outcome("internal-error", timeout=5)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    text = stream.getvalue()
+    if fmt == "json":
+        records = [json.loads(line) for line in text.splitlines()]
+        (done,) = [r for r in records if r.get("event") == "connection"]
+        assert done["outcome"] == "internal-error"
+        assert done["reason"] == "Injected: injected into receive_data"
+        assert "Traceback (most recent call last)" in done["traceback"]
+        assert "raise Injected" in done["traceback"]
+        assert sum("Traceback" in line for line in text.splitlines()) == 1
+    else:
+        assert "internal error\nTraceback (most recent call last)" in text
+        assert "end=internal-error reason='Injected: injected into receive_data'" in text
