@@ -376,7 +376,10 @@ class EchoServer:
 
     def forget(self, conn: EngineConnection) -> None:
         """A connection whose own end failed (an internal error while it
-        closed): it is gone, counted as an internal error, with no record."""
+        closed): it is gone, counted as an internal error, with no record
+        (unless the server has already had it: then nothing more)."""
+        if conn not in self._conns:
+            return
         self._conns.discard(conn)
         self.outcomes[Outcome.INTERNAL_ERROR] += 1
         if self.metrics is not None:

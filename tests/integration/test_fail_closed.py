@@ -30,8 +30,9 @@ import pytest
 import tlsecho.engines.base as base
 import tlsecho.engines.http as http_engine
 from tlsecho.certs import Pki
-from tlsecho.engines.membio import _Hello
+from tlsecho.engines.membio import BioTlsConnection, _Hello
 from tlsecho.engines.pretls import HelloPeek, ProxyPeek
+from tlsecho.engines.sslsocket import TlsConnection
 from tlsecho.faults import EchoFault, RecordFault, parse_fault
 from tlsecho.framing import LineFraming, NulFraming, RawFraming
 from tlsecho.logs import JsonFormatter, TagFormatter
@@ -283,3 +284,27 @@ def test_the_traceback_is_a_json_field_or_a_debug_line(
     else:
         assert "internal error\nTraceback (most recent call last)" in text
         assert "end=internal-error reason='Injected: injected into receive_data'" in text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_failure_while_closing_is_abandoned_cleanly(
+    engine: str,
+    tlsecho_server_factory: Callable[..., RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """The end itself raises (a second bug in the same connection): the
+    connection is unhooked and closed with no more of its code, said once,
+    forgotten by the server, and the next client is served."""
+    srv = tlsecho_server_factory(engine=engine)
+    fail_once(monkeypatch, NulFraming, "receive_data")
+    owner = BioTlsConnection if engine == "membio" else TlsConnection
+    fail_once(monkeypatch, owner, "_release")
+    got, took = _exchange(srv, CASES[0])
+    assert got == b"" and took < 1.0
+    srv.wait_outcome("internal-error", timeout=5)
+    done = [r for r in logs.records if r.getMessage().startswith("done ")]
+    assert len(done) == 1 and "end=internal-error" in done[0].getMessage()
+    assert srv._server.connections_open == 0
+    assert _canary(srv, CASES[0]) == b"canary"
+    assert "Traceback" not in logs.text

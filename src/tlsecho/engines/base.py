@@ -29,7 +29,7 @@ from tlsecho.faults import ECHO_FAULTS, RECORD_FAULTS, EchoFault, FaultSpec, ale
 from tlsecho.framing import Framing, HelloFraming, make_framing
 from tlsecho.identity import check_client
 from tlsecho.logs import connection_message, get_logger
-from tlsecho.net import Address
+from tlsecho.net import Address, format_address
 from tlsecho.tls import server_name_of
 
 __all__ = ["HIGH_WATER", "LOW_WATER", "EngineConnection", "log_conn"]
@@ -203,8 +203,9 @@ class EngineConnection:
                 # What the client sent is read and dropped first: closing with
                 # unread bytes would reset, destroying the alert on its way.
                 with contextlib.suppress(OSError):
-                    while socket.socket.recv(raw, _DRAIN_SIZE, socket.MSG_DONTWAIT):
-                        pass
+                    for _ in range(_DRAINS_PER_WAKEUP):  # bounded: a flood cannot hold us
+                        if not socket.socket.recv(raw, _DRAIN_SIZE, socket.MSG_DONTWAIT):
+                            break
                 with contextlib.suppress(OSError):
                     socket.socket.send(raw, _ALERT_INTERNAL_ERROR, socket.MSG_DONTWAIT)
             else:
@@ -231,7 +232,7 @@ class EngineConnection:
             self._logged = True
             log_conn.error(
                 "done peer=%s end=internal-error reason=%r",
-                self.peer[0],
+                format_address(self.peer),
                 f"{exc.__class__.__name__}: {exc}",
                 extra={"tag": self.tag},
             )
