@@ -140,7 +140,7 @@ def spki_der(der: bytes) -> bytes:
     """
     _, tbs, _ = _tlv(der, 0)  # Certificate
     _, pos, _ = _tlv(der, tbs)  # tbsCertificate
-    if der[pos] == 0xA0:  # [0] version
+    if pos < len(der) and der[pos] == 0xA0:  # [0] version
         pos = _tlv(der, pos)[2]
     for _ in range(5):  # serialNumber, signature, issuer, validity, subject
         pos = _tlv(der, pos)[2]

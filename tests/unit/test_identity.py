@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.strategies import client_certificates
@@ -162,6 +162,7 @@ def _certificate(sans: list[x509.GeneralName] | None) -> bytes:
 
 
 @given(der=st.binary(max_size=300))
+@example(der=b"\x30\x02\x30\x00")  # an empty tbsCertificate: it raised IndexError
 def test_bytes_that_are_no_certificate_are_a_documented_error(der: bytes) -> None:
     with pytest.raises(CertificateUnreadable):
         spki_der(der)
