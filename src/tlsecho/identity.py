@@ -19,6 +19,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from tlsecho.certs import fingerprint
 from tlsecho.config import ServerConfig
 from tlsecho.logs import get_logger
 
@@ -87,7 +88,7 @@ def client_identity(der: bytes) -> ClientIdentity:
         uris=tuple(n.value for n in san if isinstance(n, x509.UniformResourceIdentifier)),
         issuer=cert.issuer.rfc4514_string(),
         serial=f"{cert.serial_number:x}",
-        sha256=hashlib.sha256(der).digest().hex(":").upper(),
+        sha256=fingerprint(der),
         spki_pin=base64.b64encode(hashlib.sha256(spki_der(der)).digest()).decode(),
     )
 
