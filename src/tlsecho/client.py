@@ -18,6 +18,7 @@ import json
 import logging
 import socket
 import ssl
+from asyncio import sslproto
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,66 @@ class _Verifier:
             )
         del self.expected[:n]
         self.offset += n
+
+
+class _AlertingTLS(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, which on a failed handshake also sends the alert
+    OpenSSL wrote (``unknown_ca``, ``certificate_expired``, ...).
+
+    asyncio closes the socket with that alert still in its memory BIO, so a
+    server that our client refused logged only "closed without close_notify"
+    where curl's refusal shows as "tlsv1 alert unknown ca".
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            # Best effort: the handshake already failed and is reported as such.
+            with contextlib.suppress(Exception):
+                self._process_outgoing()  # type: ignore[attr-defined]  # not in typeshed
+        super()._on_handshake_complete(handshake_exc)
+
+
+# The hook rests on asyncio internals (3.11+); without them, open as asyncio does.
+_CAN_ALERT = all(
+    callable(getattr(sslproto.SSLProtocol, name, None))
+    for name in ("_on_handshake_complete", "_process_outgoing")
+)
+
+
+async def _open_tls(
+    sock: socket.socket, ctx: ssl.SSLContext, server_hostname: str | None, handshake_timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection(sock=..., ssl=...)``, sending the alert of a
+    failed handshake (see `_AlertingTLS`)."""
+    if not _CAN_ALERT:
+        return await asyncio.open_connection(
+            sock=sock,
+            ssl=ctx,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=handshake_timeout,
+        )
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    waiter = loop.create_future()
+    tls = _AlertingTLS(
+        loop,
+        protocol,
+        ctx,
+        waiter,
+        server_side=False,
+        server_hostname=server_hostname,
+        # typeshed says int; asyncio takes any number of seconds
+        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+    )
+    transport, _ = await loop.create_connection(lambda: tls, sock=sock)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+    app = tls._app_transport  # what loop.create_connection(ssl=...) hands out
+    return reader, asyncio.StreamWriter(app, protocol, reader, loop)
 
 
 async def _connect_tcp(config: ClientConfig) -> socket.socket:
@@ -233,12 +294,7 @@ class EchoClient:
             raise map_connect_error(exc, cfg) from None
         step[0] = "in the TLS handshake"
         try:
-            return await asyncio.open_connection(
-                sock=sock,
-                ssl=ctx,
-                server_hostname=cfg.verify_name,
-                ssl_handshake_timeout=cfg.timeout,
-            )
+            return await _open_tls(sock, ctx, cfg.verify_name, cfg.timeout)
         except ssl.SSLError as exc:
             sock.close()
             raise map_handshake_error(exc, cfg) from None

@@ -262,7 +262,9 @@ def test_probe_json_on_a_failure_is_json() -> None:
 
 
 def test_probe_table_shows_the_whole_fingerprint(ca_pki: Pki) -> None:
-    srv = start_server("--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key))
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--log-format", "json"
+    )
     try:
         cmd = [*TLSECHO, "probe", f"localhost:{srv.port}", "--cafile", str(ca_pki.ca.cert)]
         p = subprocess.run(
@@ -422,5 +424,21 @@ def test_send_to_a_proxy_protocol_server_suggests_the_header(ca_pki: Pki, versio
         header = "v2" if version == "any" else version
         ok = send(srv.port, "--cafile", str(ca_pki.ca.cert), "--proxy-header", header)
         assert ok.returncode == 0, ok.stderr
+    finally:
+        stop_cleanly(srv)
+
+
+def test_send_refusing_the_certificate_sends_the_alert(ca_pki: Pki, pki: CertPair) -> None:
+    """Issue 21: a `tlsecho send` that refused the server's certificate left
+    "closed without close_notify" in the server's log (asyncio dropped the
+    alert OpenSSL wrote); curl's refusal shows as "tlsv1 alert unknown ca"."""
+    srv = start_server(
+        "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--log-format", "json"
+    )
+    try:
+        p = send(srv.port, "--cafile", str(pki.cert), "--servername", "localhost", "hi")
+        assert p.returncode == 1, p.stderr
+        assert "certificate verify failed" in p.stderr.decode()
+        srv.wait_for_record(outcome="handshake-failed", reason="tlsv1 alert unknown ca")
     finally:
         stop_cleanly(srv)
