@@ -38,7 +38,7 @@ test: lint tools $(STAMP)
 	$(BIN)/coverage report --fail-under=$(COV_FAIL_UNDER)
 
 # Modules whose tests do not depend on the server's engine.
-ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed test_fault_backpressure
+ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed test_fault_backpressure test_docs_examples
 
 # Branch coverage of src/tlsecho over make test, subprocesses included.
 COV_FAIL_UNDER ?= 90
@@ -123,6 +123,7 @@ tools:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gnutls-cli >/dev/null || missing="$$missing gnutls-bin"; \
+	command -v jq      >/dev/null || missing="$$missing jq"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
