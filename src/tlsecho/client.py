@@ -350,12 +350,19 @@ class EchoClient:
                 await writer.wait_closed()
         if verifier.received < verifier.sent:
             closed = _closed_early(verifier)
+            # Nothing back at all: the server refused us right after the
+            # handshake, and only its log can say which of these it was.
+            causes = []
             if verifier.received == 0 and alpn is None:
-                hint = (
-                    f" (no ALPN protocol was negotiated: does the server require "
-                    f"{setting('alpn')}?)"
+                causes.append(
+                    f"no ALPN protocol was negotiated: does the server require {setting('alpn')}?"
                 )
-                raise EchoMismatchError(f"{closed}{hint}")
+            if verifier.received == 0 and cfg.cert is not None:
+                causes.append(
+                    "does the server admit this client certificate's identity (--allow-*)?"
+                )
+            if causes:
+                raise EchoMismatchError(f"{closed} ({'; '.join(causes)})")
             raise closed
         return EchoResult(verifier.sent, verifier.received, version, cipher, alpn)
 

@@ -74,6 +74,10 @@ def test_no_match_is_refused_after_the_handshake(
     p = client(spiffe_pki, srv.port)
     assert p.returncode == 1
     assert "server closed early after 0 of" in p.stderr.decode()
+    # It names the two refusals a server makes after the handshake.
+    assert (
+        "does the server admit this client certificate's identity (--allow-*)?" in p.stderr.decode()
+    )
     (rec,) = srv.wait_for_record(outcome="identity-refused", bytes_out=0)
     assert rec["reason"] == f"identity not allowed: CN=api,O=tlsecho uri={SPIFFE}"
     assert rec["tls_version"] == "TLSv1.3"  # the handshake itself succeeded
