@@ -8,8 +8,10 @@ the ``<!-- example: ... -->`` lines that name what cannot run here and why.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs_examples import Example, examples, output_pattern, script
+from tests.docs_examples import Command, Example, examples, output_pattern, script
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -44,11 +46,12 @@ def _run(example: Example, work: Path, logs: Path, env: dict[str, str]) -> str |
     """Run one example; None if it did as it says, else what went wrong."""
     logs.mkdir()
     if example.language == "python":
+        # As a console block of one command, so that its before lines run too.
         (logs / "example.py").write_text(example.source)
-        cmd = [sys.executable, str(logs / "example.py")]
-    else:
-        (logs / "example.sh").write_text(script(example, _openssl_35()))
-        cmd = ["bash", str(logs / "example.sh")]
+        run = Command(f'{shlex.quote(sys.executable)} "$_L/example.py"')
+        example = dataclasses.replace(example, commands=[run])
+    (logs / "example.sh").write_text(script(example, _openssl_35()))
+    cmd = ["bash", str(logs / "example.sh")]
     with (logs / "out.script").open("wb") as out:
         proc = subprocess.Popen(
             cmd,
@@ -77,7 +80,7 @@ def _run(example: Example, work: Path, logs: Path, env: dict[str, str]) -> str |
         return f"$ {what}\n{why}\n{_outputs(logs)}"
     if rc != 0:
         return f"exited {rc}\n{_outputs(logs)}"
-    if example.language == "console" and not example.values("varies"):
+    if not example.values("varies"):
         return _missing_output(example, logs, env["HOME"])
     return None
 

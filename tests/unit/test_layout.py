@@ -171,3 +171,16 @@ def test_the_docs_link_only_inside_the_repository(doc: Path) -> None:
         if not path.is_relative_to(ROOT) or not path.exists():
             bad.append(target)
     assert not bad, f"{doc.name}: links that leave the repository or lead nowhere: {bad}"
+
+
+README_LIMIT = 10 * 1024  # issue 22: a newcomer reads it in five minutes
+
+
+def test_the_readme_is_short_and_leads_to_every_page() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= README_LIMIT, "the reference goes to docs/"
+    assert "](docs/index.md)" in readme
+    index = (ROOT / "docs" / "index.md").read_text()
+    linked = set(re.findall(r"\]\(([^)#\s]+\.md)\)", index))
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
+    assert not pages - linked, f"docs/index.md does not list: {sorted(pages - linked)}"
