@@ -15,7 +15,7 @@ UV      := $(UV_VENV)/bin/uv
 LOCKS   := requirements/dev.lock requirements/scan.lock requirements/uv.lock
 DEBS   := openssl socat ncat nodejs haproxy tshark curl chromium libnss3-tools gnutls-bin
 
-.PHONY: demo test lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools \
+.PHONY: demo test test-fast lint unit integration hostile tools venv clean scan scan-tools soak bench bench-tools \
 	lock test-deps
 
 demo: $(STAMP)
@@ -26,16 +26,29 @@ demo: $(STAMP)
 # runs and every tlsecho process they start (pyproject's [tool.coverage]).
 test: lint tools $(STAMP)
 	@rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest tests/unit
-	$(BIN)/coverage run -m pytest tests/integration tests/hostile
+	$(BIN)/coverage run -m pytest $(XDIST) tests/unit
+	$(BIN)/coverage run -m pytest $(XDIST) $(DURATIONS) tests/integration tests/hostile
 	# Again on the memory-BIO engine: every module that serves over the
 	# engine (left out: the load generator's, probe's, Locust's and the
 	# pytest plugin's own tests, which test clients, and the CLI's
 	# start-up checks; CI stays under 20 minutes).
-	TLSECHO_ENGINE=membio $(BIN)/coverage run -m pytest tests/integration tests/hostile \
+	TLSECHO_ENGINE=membio $(BIN)/coverage run -m pytest $(XDIST) $(DURATIONS) \
+		tests/integration tests/hostile \
 		$(foreach m,$(ENGINE_NEUTRAL),--deselect tests/integration/$(m).py)
 	@$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=$(COV_FAIL_UNDER)
+
+# Two pytest workers (pytest-xdist), a module each at a time so that a
+# module's servers stay in one process: most of a test's time is spent
+# waiting on the processes it talks to. XDIST= runs in one process.
+XDIST ?= -n 2 --dist loadfile
+# The slowest tests of each pass, in the log: what to mark slow next.
+DURATIONS ?= --durations=15
+
+# Everything but the tests marked slow, on the default engine, without
+# coverage: the loop while changing code (make test before landing).
+test-fast: tools $(STAMP)
+	$(BIN)/pytest $(XDIST) -m "not slow" tests/unit tests/integration tests/hostile
 
 # Modules whose tests do not depend on the server's engine.
 ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed test_fault_backpressure test_docs_examples

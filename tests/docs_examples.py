@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_LISTENING = Path(__file__).with_name("listening.py")
 _DIRECTIVE = re.compile(r"^<!--\s*example:\s*(\S+)\s*(.*?)\s*-->$")
 _FENCE = re.compile(r"^```(\w*)\s*$")
 KEYS = {"skip", "skip-command", "before", "after", "fails", "varies", "openssl>=3.5", "fragment"}
@@ -170,9 +171,14 @@ def script(example: Example, openssl_35: bool) -> str:
         "_stop() { for p in $(jobs -p); do kill -TERM $p 2>/dev/null; done; wait; }",
         "trap _stop EXIT",
         # A server is up once it says so (or, for haproxy and locust, after a moment).
-        "_ready() { for _ in $(seq 100); do"
+        # A tlsecho server says when it listens; for one that prints nothing
+        # (HAProxy), a listening socket of its own says so (after the first
+        # second, so that a tlsecho's metrics port does not count).
+        "_ready() { for i in $(seq 100); do"
         " grep -qE 'listening on|endpoints|Starting Locust|Ready' \"$1\" 2>/dev/null && return 0;"
-        " kill -0 $2 2>/dev/null || return 1; sleep 0.1; done; return 0; }",
+        " kill -0 $2 2>/dev/null || return 1;"
+        f" [ $i -gt 10 ] && python {_LISTENING} $2 && return 0;"
+        " sleep 0.1; done; return 0; }",
     ]
     skips = [v.split("|", 1) for v in example.values("skip-command")]
     for i, text in enumerate(example.values("before")):

@@ -52,18 +52,24 @@ class ServerProcess:
     port: int
     _lines: list[str]
     _queue: queue.Queue[str | None]
+    _ended: bool = False
 
     def lines(self) -> list[str]:
         self._drain(0)
         return list(self._lines)
 
     def _drain(self, timeout: float) -> bool:
+        """Take what the pump has read; False once nothing more will come
+        (or nothing came within ``timeout``)."""
+        if self._ended:
+            return False  # a second stop() does not wait for a second marker
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return False
         while True:
             if item is None:
+                self._ended = True
                 return False
             self._lines.append(item)
             try:

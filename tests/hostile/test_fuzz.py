@@ -36,6 +36,7 @@ endings = st.sampled_from(["nul", "close_notify", "reset", "fin"])
 @given(
     parts=chunks, ending=endings, garbage=st.one_of(st.none(), st.binary(min_size=1, max_size=64))
 )
+@pytest.mark.slow
 def test_fuzz_sessions(
     fuzz_server: ServerProcess, ca_pki: Pki, parts: list[bytes], ending: str, garbage: bytes | None
 ) -> None:

@@ -173,6 +173,7 @@ def test_close_without_close_notify(hostile: Make) -> None:
 
 
 # 9, 10 -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_5000_idle_tls_connections(hostile: Make) -> None:
     h = hostile("--idle-timeout", "60")
     socks = []

@@ -156,6 +156,7 @@ def test_bench_resume_ratio_errors(args: tuple[str, ...], message: str) -> None:
     assert p.returncode == 2 and message in p.stderr.decode()
 
 
+@pytest.mark.slow
 def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki) -> None:
     rc, r = bench(bench_server.port, ca_pki.ca.cert, "-c", "4", "--rate", "400", "-d", "2")
     assert rc == 0, r
@@ -168,6 +169,7 @@ def test_bench_open_loop_keeps_the_rate(bench_server: ServerProcess, ca_pki: Pki
     assert r["late"] == 0
 
 
+@pytest.mark.slow
 def test_bench_raw_and_line_modes_with_proxy_header(ca_pki: Pki) -> None:
     cert, key = str(ca_pki.server.cert), str(ca_pki.server.key)
     for mode in ("raw", "line"):
@@ -281,6 +283,7 @@ def _bench_node(ca_pki: Pki, mode: str, *args: str) -> tuple[int, dict[str, obje
 
 
 @pytest.mark.interop
+@pytest.mark.slow
 def test_bench_passes_against_node(ca_pki: Pki) -> None:
     """The control for the cases below: node's correct echo passes."""
     for scenario in ("pingpong", "connect", "stream"):
@@ -312,6 +315,7 @@ def test_bench_fails_on_a_dropped_byte(ca_pki: Pki) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.slow
 def test_open_loop_sees_a_stall_that_closed_loop_hides(ca_pki: Pki) -> None:
     """Coordinated omission: the server stalls for one second once. Closed
     loop, only the one waiting message is slow; open loop, every message due
@@ -328,6 +332,7 @@ def test_open_loop_sees_a_stall_that_closed_loop_hides(ca_pki: Pki) -> None:
     assert _int(opened, "late") >= 150
 
 
+@pytest.mark.slow
 def test_bench_compare_and_plot(bench_server: ServerProcess, ca_pki: Pki, tmp_path: Path) -> None:
     a, b, png = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "plot.png"
     base = [*TLSECHO, "bench", "--port", str(bench_server.port), "--cafile", str(ca_pki.ca.cert)]
@@ -366,6 +371,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow
 def test_stream_plot_is_throughput_alone(
     bench_server: ServerProcess, ca_pki: Pki, tmp_path: Path
 ) -> None:

@@ -315,6 +315,9 @@ def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
         assert echo_exactly(s, b"mid-message") == b"mid-message"
         srv.proc.send_signal(signal.SIGTERM)
         assert s.recv(100) == b""  # close_notify after the drain, not a reset
+    # It exits on the one signal (stop() would send a second one if the
+    # process had not quite gone yet, and that one means "now").
+    assert srv.proc.wait(timeout=20) == 0
     assert srv.stop() == 0
     assert [rec["outcome"] for rec in srv.records()] == ["server-shutdown"]
 

@@ -28,6 +28,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CHECKOUT = ("contrib", "examples")
 BLOCK_TIMEOUT = 120.0
 
+# Every page, in order, with the waits its servers and benches take: minutes.
+pytestmark = pytest.mark.slow
+
 
 def _openssl_35() -> bool:
     out = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout

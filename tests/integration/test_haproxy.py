@@ -119,6 +119,7 @@ def test_systemd_unit() -> None:
 HAPROXY_HTTP_CFG = ROOT / "contrib" / "haproxy" / "haproxy-http.cfg"
 
 
+@pytest.mark.slow
 def test_haproxy_http_mode_health_checks_take_a_backend_out(ca_pki: Pki, tmp_path: Path) -> None:
     """HAProxy in HTTP mode, TLS to two --mode http backends, option httpchk
     on /health: SIGUSR1 flips one backend's /health, HAProxy takes it out,

@@ -138,6 +138,7 @@ def test_node_tls_meets_the_faults(lab: dict[str, Any], name: str, want: str) ->
     assert want.lower() in p.stdout.lower(), p.stdout + p.stderr
 
 
+@pytest.mark.slow
 def test_the_python_ssl_example_runs_against_every_endpoint() -> None:
     """examples/test_lab_python_ssl.py, as a user runs it (the fixture comes
     with tlsecho's pytest plugin)."""

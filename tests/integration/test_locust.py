@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import start_server
 from tlsecho.certs import Pki
 
@@ -16,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUST = str(Path(sys.executable).with_name("locust"))
 
 
+@pytest.mark.slow
 def test_locust_master_and_two_workers(ca_pki: Pki, tmp_path: Path) -> None:
     srv = start_server(
         "--cert", str(ca_pki.server.cert), "--key", str(ca_pki.server.key), "--log-format", "json"

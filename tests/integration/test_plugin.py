@@ -180,6 +180,7 @@ def test_curl(tlsecho_client_hello, tlsecho_golden):
 """
 
 
+@pytest.mark.slow
 def test_golden_client_hellos(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_golden=GOLDEN_TESTS)
     first = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")

@@ -21,6 +21,7 @@ def send_ok(port: int, ca: Pki) -> int:
     return send(port, "--cafile", str(ca.ca.cert), quiet=True, timeout=30).returncode
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_port_and_the_metrics(ca_pki: Pki) -> None:
     srv = start_server(
         "--cert",
