@@ -13,18 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from tlsecho.errors import CertificateError, ConfigError, setting
+from tlsecho.pki.issuer import Issuer, PrivateKey, general_name, general_names, key_pem, pem
 
 __all__ = [
     "BAD_KINDS",
@@ -34,6 +34,7 @@ __all__ = [
     "BadKind",
     "CertPair",
     "CertificateInfo",
+    "Issuer",
     "KeyType",
     "Pki",
     "default_cert_dir",
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 KeyType = Literal["ecdsa", "rsa"]
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 CERT_NAME = "tlsecho.crt"
 KEY_NAME = "tlsecho.key"
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -59,16 +59,6 @@ class CertPair:
 
     cert: Path
     key: Path
-
-
-def _general_name(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not host or any(c.isspace() for c in host):
-        raise ConfigError(f"invalid host name for the certificate: {host!r}")
-    return x509.DNSName(host)
 
 
 def _new_key(key_type: KeyType, rsa_bits: int) -> PrivateKey:
@@ -98,84 +88,6 @@ def _upper_bound(cn: str) -> str:
     return cn.encode()[:64].decode("utf-8", "ignore")
 
 
-def _issue(
-    key: PrivateKey,
-    subject: x509.Name,
-    *,
-    issuer: x509.Name | None = None,
-    issuer_key: PrivateKey | None = None,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    hosts: tuple[str, ...] | list[str] = (),
-    uris: tuple[str, ...] = (),
-    usage: Literal["server", "client", "ca"] = "server",
-) -> x509.Certificate:
-    """Sign a certificate for ``key`` (self-signed when no issuer is given)."""
-    public = key.public_key()
-    signer = issuer_key or key
-    is_ca = usage == "ca"
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer or subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        # CA:FALSE on leaves and the key identifiers keep the certificates
-        # acceptable to OpenSSL's X509_STRICT mode (Python >= 3.13's default).
-        .add_extension(
-            # No path length on the CA: the lab (tlsecho.labcerts) chains
-            # intermediates under it.
-            x509.BasicConstraints(ca=is_ca, path_length=None),
-            critical=True,
-        )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey) and not is_ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=is_ca,
-                crl_sign=is_ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
-    )
-    if hosts or uris:
-        names = [_general_name(h) for h in hosts]
-        names += [x509.UniformResourceIdentifier(u) for u in uris]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    if not is_ca:
-        eku = (
-            ExtendedKeyUsageOID.SERVER_AUTH
-            if usage == "server"
-            else (ExtendedKeyUsageOID.CLIENT_AUTH)
-        )
-        builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def _start(now: dt.datetime | None) -> dt.datetime:
     # One minute back allows for clock skew between hosts.
     return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=1)
@@ -187,7 +99,7 @@ def _check(hosts: tuple[str, ...] | list[str], days: int) -> None:
     if days < 1:
         raise ConfigError(f"{setting('days')} must be at least 1, not {days}")
     for h in hosts:
-        _general_name(h)
+        general_name(h)
 
 
 def make_self_signed(
@@ -218,14 +130,14 @@ def make_self_signed(
     _check(hosts, days)
     key = _new_key(key_type, rsa_bits)
     start = _start(now)
-    cert = _issue(
+    cert = Issuer.self_signed(
         key,
         _name(hosts[0]),
         not_before=start,
         not_after=start + dt.timedelta(days=days),
-        hosts=hosts,
+        names=general_names(hosts),
     )
-    return _pem(cert), _key_pem(key)
+    return pem(cert), key_pem(key)
 
 
 def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -287,8 +199,8 @@ def write_pair(
     """
     _check(hosts, days)  # before anything is written: a bad value leaves no directory
     _prepare(out, [CERT_NAME, KEY_NAME], force)
-    cert_pem, key_pem = make_self_signed(hosts, key_type=key_type, rsa_bits=rsa_bits, days=days)
-    return _save(out, "tlsecho", cert_pem, key_pem, force)
+    cert_bytes, key_bytes = make_self_signed(hosts, key_type=key_type, rsa_bits=rsa_bits, days=days)
+    return _save(out, "tlsecho", cert_bytes, key_bytes, force)
 
 
 @dataclass(frozen=True)
@@ -403,53 +315,55 @@ def write_pki(
     ca_key = _new_key(key_type, rsa_bits)
     ca_name = _name("tlsecho test CA")
     # The CA outlives what it signs by a day, so leaves never outlive it.
-    ca = _issue(ca_key, ca_name, not_before=start, not_after=end + dt.timedelta(days=1), usage="ca")
+    issuer = Issuer.new_ca(ca_key, ca_name, not_before=start, not_after=end + dt.timedelta(days=1))
 
     def leaf(
         cn: str,
         *,
         usage: Literal["server", "client"] = "server",
         names: tuple[str, ...] | list[str] = hosts,
-        issuer: tuple[x509.Name, PrivateKey] | None = (ca_name, ca_key),
+        signer: Issuer | None = issuer,
         nb: dt.datetime = start,
         na: dt.datetime = end,
         uris: tuple[str, ...] = (),
     ) -> tuple[bytes, bytes]:
         key = _new_key(key_type, rsa_bits)
-        cert = _issue(
-            key,
-            _name(cn),
-            issuer=issuer[0] if issuer else None,
-            issuer_key=issuer[1] if issuer else None,
-            not_before=nb,
-            not_after=na,
-            hosts=names if usage == "server" else (),
-            uris=uris,
-            usage=usage,
+        how = {
+            "not_before": nb,
+            "not_after": na,
+            "names": general_names(names if usage == "server" else (), uris),
+            "usage": usage,
+        }
+        cert = (
+            signer.issue(key, _name(cn), **how)
+            if signer
+            else Issuer.self_signed(key, _name(cn), **how)
         )
-        return _pem(cert), _key_pem(key)
+        return pem(cert), key_pem(key)
 
-    ca_pair = _save(out, "ca", _pem(ca), _key_pem(ca_key), force)
+    ca_pair = _save(out, "ca", pem(issuer.cert), key_pem(ca_key), force)
     server = _save(out, "server", *leaf(hosts[0]), force)
     client = _save(out, "client", *leaf(client_name, usage="client", uris=client_uris), force)
     bad_pairs: dict[str, CertPair] = {}
     if bad:
         day = dt.timedelta(days=1)
         other_key = _new_key(key_type, rsa_bits)
-        other = (_name("tlsecho unknown CA"), other_key)
+        other = Issuer.new_ca(
+            other_key, _name("tlsecho unknown CA"), not_before=start, not_after=end
+        )
         made = {
             "expired": leaf(hosts[0], nb=start - 30 * day, na=start - day),
             "not-yet-valid": leaf(hosts[0], nb=start + 30 * day, na=end + 30 * day),
             "wrong-host": leaf("wrong.host.invalid", names=["wrong.host.invalid"]),
-            "self-signed": leaf(hosts[0], issuer=None),
-            "unknown-ca": leaf(hosts[0], issuer=other),
+            "self-signed": leaf(hosts[0], signer=None),
+            "unknown-ca": leaf(hosts[0], signer=other),
             "client-expired": leaf(
                 client_name, usage="client", nb=start - 30 * day, na=start - day
             ),
-            "client-unknown-ca": leaf(client_name, usage="client", issuer=other),
+            "client-unknown-ca": leaf(client_name, usage="client", signer=other),
         }
-        for kind, (cert_pem, key_pem) in made.items():
-            bad_pairs[kind] = _save(out, kind, cert_pem, key_pem, force)
+        for kind, (cert_bytes, key_bytes) in made.items():
+            bad_pairs[kind] = _save(out, kind, cert_bytes, key_bytes, force)
     return Pki(ca_pair, server, client, bad_pairs)
 
 

@@ -13,21 +13,19 @@ import datetime as dt
 import ipaddress
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tlsecho.certs import DEFAULT_HOSTS, CertPair, Pki
 from tlsecho.errors import CertificateError
+from tlsecho.pki.issuer import Issuer, PrivateKey, Usage, general_names, key_pem, pem
 
 __all__ = ["LAB_KINDS", "LabKind", "write_lab_certs"]
-
-_Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True)
@@ -92,97 +90,8 @@ LAB_KINDS: tuple[LabKind, ...] = (
 )
 
 
-def _load(pair: CertPair) -> tuple[x509.Certificate, _Key]:
-    cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
-    key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
-    return cert, key
-
-
-def _names(hosts: tuple[str, ...] | list[str]) -> list[x509.GeneralName]:
-    out: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            out.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            out.append(x509.DNSName(h))
-    return out
-
-
-class _Issuer:
-    """Certificates signed by one key (the CA's, or an intermediate's)."""
-
-    def __init__(self, cert: x509.Certificate, key: _Key, start: dt.datetime) -> None:
-        self.cert, self.key, self.start = cert, key, start
-
-    def sign(
-        self,
-        cn: str,
-        key: _Key,
-        *,
-        ca: bool = False,
-        names: list[x509.GeneralName] | None = None,
-        eku: list[x509.ObjectIdentifier] | None = None,
-        key_usage: str = "leaf",
-        extra: Callable[[x509.CertificateBuilder], x509.CertificateBuilder] | None = None,
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(self.start)
-            .not_valid_after(self.start + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(_key_usage(key_usage, key), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
-            )
-        )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        if eku:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        if extra is not None:
-            builder = extra(builder)
-        return builder.sign(self.key, hashes.SHA256())
-
-    def intermediate(
-        self,
-        cn: str,
-        extra: Callable[[x509.CertificateBuilder], x509.CertificateBuilder] | None = None,
-    ) -> _Issuer:
-        key = ec.generate_private_key(ec.SECP256R1())
-        return _Issuer(self.sign(cn, key, ca=True, key_usage="ca", extra=extra), key, self.start)
-
-
-def _key_usage(kind: str, key: _Key) -> x509.KeyUsage:
-    is_ca = kind in ("ca", "ca-only")
-    return x509.KeyUsage(
-        digital_signature=kind != "ca-only",
-        content_commitment=False,
-        key_encipherment=isinstance(key, rsa.RSAPrivateKey) and not is_ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=is_ca,
-        crl_sign=kind == "ca",
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def _key_pem(key: _Key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def _cn(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _sha1_leaf(ca: CertPair, hosts: tuple[str, ...], out: Path) -> bytes:
@@ -227,34 +136,40 @@ def write_lab_certs(
 ) -> dict[str, CertPair]:
     """Write the :data:`LAB_KINDS` into ``out`` (``<kind>.crt``/``.key``),
     signed under ``pki``'s CA; by kind."""
-    ca_cert, ca_key = _load(pki.ca)
+    root = Issuer.load(pki.ca.cert, pki.ca.key)
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
-    root = _Issuer(ca_cert, ca_key, start)
-    names = _names(hosts)
-    server_eku = [ExtendedKeyUsageOID.SERVER_AUTH]
+    valid = {"not_before": start, "not_after": start + dt.timedelta(days=365)}
+    names = general_names(hosts)
     made: dict[str, tuple[bytes, bytes]] = {}
 
     def leaf(
-        issuer: _Issuer, key: _Key | None = None, **kw: object
-    ) -> tuple[x509.Certificate, _Key]:
+        issuer: Issuer,
+        key: PrivateKey | None = None,
+        *,
+        usage: Usage = "server",
+        eku: list[x509.ObjectIdentifier] | None = None,
+        sans: list[x509.GeneralName] = names,
+    ) -> tuple[x509.Certificate, PrivateKey]:
         k = key or ec.generate_private_key(ec.SECP256R1())
-        kw.setdefault("names", names)
-        kw.setdefault("eku", server_eku)
-        return issuer.sign(hosts[0], k, **kw), k  # type: ignore[arg-type]
+        return issuer.issue(k, _cn(hosts[0]), names=sans, usage=usage, eku=eku, **valid), k
 
-    inter = root.intermediate("tlsecho lab intermediate")
+    def intermediate(issuer: Issuer, cn: str, **kw: Any) -> Issuer:
+        return issuer.intermediate(_cn(cn), **valid, **kw)
+
+    inter = intermediate(root, "tlsecho lab intermediate")
     cert, key = leaf(inter)
-    made["incomplete-chain"] = (_pem(cert), _key_pem(key))  # the intermediate left out
+    made["incomplete-chain"] = (pem(cert), key_pem(key))  # the intermediate left out
     sha1_key = ec.generate_private_key(ec.SECP256R1())
-    (out / "sha1.key").write_bytes(_key_pem(sha1_key))
-    made["sha1"] = (_sha1_leaf(pki.ca, hosts, out), _key_pem(sha1_key))
+    (out / "sha1.key").write_bytes(key_pem(sha1_key))
+    made["sha1"] = (_sha1_leaf(pki.ca, hosts, out), key_pem(sha1_key))
     cert, key = leaf(root, rsa.generate_private_key(public_exponent=65537, key_size=1024))
-    made["rsa-1024"] = (_pem(cert), _key_pem(key))
+    made["rsa-1024"] = (pem(cert), key_pem(key))
     cert, key = leaf(root, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
-    made["no-server-eku"] = (_pem(cert), _key_pem(key))
-    cert, key = leaf(root, ca=True, key_usage="ca-only", eku=None)
-    made["ca-leaf"] = (_pem(cert), _key_pem(key))
-    constrained = root.intermediate(
+    made["no-server-eku"] = (pem(cert), key_pem(key))
+    cert, key = leaf(root, usage="ca-only")
+    made["ca-leaf"] = (pem(cert), key_pem(key))
+    constrained = intermediate(
+        root,
         "tlsecho lab constrained intermediate",
         extra=lambda b: b.add_extension(
             x509.NameConstraints(
@@ -268,20 +183,20 @@ def write_lab_certs(
         ),
     )
     cert, key = leaf(constrained)
-    made["name-constraints"] = (_pem(cert, constrained.cert), _key_pem(key))
+    made["name-constraints"] = (pem(cert, constrained.cert), key_pem(key))
     many = names + [x509.DNSName(f"san{i}.lab.invalid") for i in range(1000 - len(names))]
-    cert, key = leaf(root, names=many)
-    made["1000-sans"] = (_pem(cert), _key_pem(key))
+    cert, key = leaf(root, sans=many)
+    made["1000-sans"] = (pem(cert), key_pem(key))
     chain = [root]
     for i in range(8):
-        chain.append(chain[-1].intermediate(f"tlsecho lab intermediate {i + 1}"))
+        chain.append(intermediate(chain[-1], f"tlsecho lab intermediate {i + 1}"))
     cert, key = leaf(chain[-1])
-    made["deep-chain"] = (_pem(cert, *(c.cert for c in reversed(chain[1:]))), _key_pem(key))
+    made["deep-chain"] = (pem(cert, *(c.cert for c in reversed(chain[1:]))), key_pem(key))
     pairs = {}
-    for kind, (cert_pem, key_pem) in made.items():
+    for kind, (cert_bytes, key_bytes) in made.items():
         pair = CertPair(out / f"{kind}.crt", out / f"{kind}.key")
-        pair.key.write_bytes(key_pem)
+        pair.key.write_bytes(key_bytes)
         pair.key.chmod(0o600)
-        pair.cert.write_bytes(cert_pem)
+        pair.cert.write_bytes(cert_bytes)
         pairs[kind] = pair
     return pairs
