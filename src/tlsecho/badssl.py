@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import BAD_KINDS, CertPair, Pki
+from tlsecho.certs import CertPair, Pki
 from tlsecho.config import ServerConfig
+from tlsecho.pki.kinds import BAD_KINDS
 
 __all__ = ["ENDPOINTS", "Endpoint", "endpoint_config", "endpoint_configs"]
 
@@ -26,6 +27,8 @@ class Endpoint:
     """Short name, e.g. ``expired``."""
     expect: str
     """What a correct client must do."""
+    what: str
+    """What the endpoint is (the lab's table says it too)."""
     cert: str = "server"
     """Which certificate of the PKI to serve (``server`` or a bad kind)."""
     options: tuple[tuple[str, Any], ...] = ()
@@ -34,25 +37,29 @@ class Endpoint:
 
 #: Every bad server certificate (certs.BAD_KINDS), then the policies.
 ENDPOINTS: tuple[Endpoint, ...] = (
-    *(Endpoint(k.name, k.expect, cert=k.name) for k in BAD_KINDS if k.side == "server"),
+    *(Endpoint(k.name, k.expect, k.what, cert=k.name) for k in BAD_KINDS if k.side == "server"),
     Endpoint(
         "client-cert-required",
         "present client.crt (signed by ca.crt), or be refused",
+        "client.crt required (without it: alert certificate_required)",
         options=(("client_auth", "required"),),
     ),
     Endpoint(
         "tls1.2-only",
         "negotiate TLS 1.2 (a TLS 1.3-only client is refused)",
+        "TLS 1.2 only (a TLS 1.3-only client is refused)",
         options=(("min_version", "1.2"), ("max_version", "1.2")),
     ),
     Endpoint(
         "tls1.3-only",
         "negotiate TLS 1.3 (a TLS 1.2-only client is refused)",
+        "TLS 1.3 only (a TLS 1.2-only client is refused)",
         options=(("min_version", "1.3"),),
     ),
     Endpoint(
         "alpn-required",
         "offer ALPN 'echo', or be refused after the handshake",
+        "ALPN 'echo' required (without it: closed after the handshake)",
         options=(("alpn", ("echo",)), ("alpn_required", True)),
     ),
 )

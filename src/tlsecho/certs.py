@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from tlsecho.errors import CertificateError, ConfigError, setting
 from tlsecho.pki.issuer import Issuer, PrivateKey, general_name, general_names, key_pem, pem
+from tlsecho.pki.kinds import BAD_KINDS, CertKind
 
 __all__ = [
     "BAD_KINDS",
@@ -226,55 +227,8 @@ class Pki:
         return rows
 
 
-@dataclass(frozen=True)
-class BadKind:
-    """A broken certificate that ``write_pki(bad=True)`` makes."""
-
-    name: str
-    """File stem (``expired`` -> ``expired.crt``) and endpoint name."""
-    what: str
-    """What it is."""
-    expect: str
-    """What a correct peer does with it."""
-    side: Literal["server", "client"] = "server"
-    """Which side presents it."""
-
-
-#: Every broken certificate kind, in one table (``tlsecho cert --bad``, the
-#: ``tlsecho badssl`` endpoints and the pytest fixtures read it).
-BAD_KINDS: tuple[BadKind, ...] = (
-    BadKind("expired", "server certificate, expired yesterday", "reject: certificate has expired"),
-    BadKind(
-        "not-yet-valid",
-        "server certificate, valid from 30 days on",
-        "reject: certificate is not yet valid",
-    ),
-    BadKind(
-        "wrong-host", "server certificate for wrong.host.invalid only", "reject: hostname mismatch"
-    ),
-    BadKind(
-        "self-signed",
-        "self-signed server certificate for the hosts",
-        "reject: self-signed certificate",
-    ),
-    BadKind(
-        "unknown-ca",
-        "server certificate signed by a CA nobody trusts",
-        "reject: unable to get local issuer certificate",
-    ),
-    BadKind(
-        "client-expired",
-        "client certificate, expired yesterday",
-        "server rejects it (mTLS)",
-        side="client",
-    ),
-    BadKind(
-        "client-unknown-ca",
-        "client certificate signed by a CA nobody trusts",
-        "server rejects it (mTLS)",
-        side="client",
-    ),
-)
+#: The kinds of ``--bad`` (tlsecho.pki.kinds has the whole catalogue).
+BadKind = CertKind
 _BAD_BY_NAME = {k.name: k for k in BAD_KINDS}
 
 

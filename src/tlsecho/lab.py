@@ -26,11 +26,12 @@ from typing import Any
 from tlsecho import __version__
 from tlsecho.badssl import ENDPOINTS as BADSSL
 from tlsecho.badssl import endpoint_config
-from tlsecho.certs import BAD_KINDS, CertPair, Pki, write_pki
+from tlsecho.certs import CertPair, Pki, write_pki
 from tlsecho.config import ServerConfig
 from tlsecho.faults import RECORD_FAULTS, parse_fault
-from tlsecho.labcerts import LAB_KINDS, write_lab_certs
+from tlsecho.labcerts import write_lab_certs
 from tlsecho.net import bind_all
+from tlsecho.pki.kinds import CERT_KINDS, LAB_KINDS
 from tlsecho.tls import INTERMEDIATE_CIPHERS
 
 __all__ = ["LabEntry", "catalog", "lab_configs", "manifest", "render", "write_lab_pki"]
@@ -112,12 +113,6 @@ def _fault(name: str, spec: str, result: str, detail: str, what: str) -> LabEntr
     return LabEntry(name, "fault", what, result, detail, options=options)
 
 
-_POLICY = {
-    "client-cert-required": "client.crt required (without it: alert certificate_required)",
-    "tls1.2-only": "TLS 1.2 only (a TLS 1.3-only client is refused)",
-    "tls1.3-only": "TLS 1.3 only (a TLS 1.2-only client is refused)",
-    "alpn-required": "ALPN 'echo' required (without it: closed after the handshake)",
-}
 _NEEDS = {
     "client-cert-required": (("client_cert", True),),
     "alpn-required": (("alpn", ("echo",)),),
@@ -127,14 +122,13 @@ _NEEDS = {
 def catalog() -> list[LabEntry]:
     """Every endpoint, in order: the control, certificates, policies, faults."""
     out = [LabEntry("ok", "certificate", "a valid certificate for the hosts", "echo", "intact")]
-    bad = {k.name: k for k in BAD_KINDS}
-    for ep in BADSSL:
-        if ep.name in bad:
-            result, _, detail = bad[ep.name].expect.partition(": ")
-            out.append(LabEntry(ep.name, "certificate", bad[ep.name].what, result, detail, ep.name))
+    kinds = {k.name: k for k in CERT_KINDS}
+    for ep in BADSSL:  # badssl's certificates, then its policies
+        if (k := kinds.get(ep.name)) is not None:
+            out.append(LabEntry(k.name, "certificate", k.what, k.result, k.detail, k.name))
         else:
             needs = _NEEDS.get(ep.name, ())
-            entry = LabEntry(ep.name, "policy", _POLICY[ep.name], "echo", "intact")
+            entry = LabEntry(ep.name, "policy", ep.what, "echo", "intact")
             out.append(dataclasses.replace(entry, options=ep.options, needs=needs))
     for k in LAB_KINDS:
         options: tuple[tuple[str, Any], ...] = ()

@@ -13,7 +13,6 @@ import datetime as dt
 import ipaddress
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,70 +23,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tlsecho.certs import DEFAULT_HOSTS, CertPair, Pki
 from tlsecho.errors import CertificateError
 from tlsecho.pki.issuer import Issuer, PrivateKey, Usage, general_names, key_pem, pem
+from tlsecho.pki.kinds import LAB_KINDS, CertKind
 
 __all__ = ["LAB_KINDS", "LabKind", "write_lab_certs"]
 
 
-@dataclass(frozen=True)
-class LabKind:
-    """One of the lab's certificates."""
-
-    name: str
-    what: str
-    result: str
-    """What a correct client does: ``reject`` or ``echo`` (accept)."""
-    detail: str
-    weak: bool = False
-    """The server must lower OpenSSL's security level to load it (SHA-1, RSA-1024)."""
-
-
-LAB_KINDS: tuple[LabKind, ...] = (
-    LabKind(
-        "incomplete-chain",
-        "leaf signed by an intermediate the server does not send",
-        "reject",
-        "unable to get local issuer certificate",
-    ),
-    LabKind(
-        "sha1",
-        "leaf signed with SHA-1",
-        "reject",
-        "CA signature digest algorithm too weak",
-        weak=True,
-    ),
-    LabKind(
-        "rsa-1024",
-        "leaf with a 1024-bit RSA key",
-        "reject",
-        "EE certificate key too weak",
-        weak=True,
-    ),
-    LabKind(
-        "no-server-eku",
-        "leaf whose extended key usage is clientAuth only",
-        "reject",
-        "unsuitable certificate purpose",
-    ),
-    LabKind(
-        "ca-leaf",
-        "a CA certificate (CA:TRUE, keyCertSign only) as the server's",
-        "reject",
-        "unsuitable certificate purpose",
-    ),
-    LabKind(
-        "name-constraints",
-        "leaf for the hosts under an intermediate permitted only .permitted.invalid",
-        "reject",
-        "permitted subtree violation",
-    ),
-    LabKind("1000-sans", "leaf with 1000 subject alternative names: accept it", "echo", "intact"),
-    LabKind(
-        "deep-chain",
-        "leaf under 8 intermediates (10 certificates with the root): accept it",
-        "echo",
-        "intact",
-    ),
-)
+#: The lab's kinds (tlsecho.pki.kinds has the whole catalogue).
+LabKind = CertKind
 
 
 def _cn(cn: str) -> x509.Name:

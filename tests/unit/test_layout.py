@@ -95,6 +95,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.tlsbin.forwarded",
         "tlsecho.tlsbin.page",
         "tlsecho.pki.issuer",
+        "tlsecho.pki.kinds",
     ],
 )
 def test_sans_io_cores_import_no_io_module(core: str) -> None:
