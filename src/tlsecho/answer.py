@@ -13,7 +13,7 @@ import socket
 import ssl
 from typing import Any
 
-from tlsecho import __version__
+from tlsecho._version import __version__
 from tlsecho.clienthello import ClientHelloError, RawClientHello
 from tlsecho.connection import ConnectionRecord
 from tlsecho.identity import client_identity

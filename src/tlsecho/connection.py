@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tlsecho.clienthello import RawClientHello
-from tlsecho.config import ServerConfig
-from tlsecho.deadlines import Limits
 from tlsecho.errors import failure_reason
-from tlsecho.framing import Framing
-from tlsecho.identity import Policy
-from tlsecho.net import Address, format_address
-from tlsecho.tls import ServerTLS
+from tlsecho.net import format_address
+
+if TYPE_CHECKING:  # annotations only: no import of ssl-using modules at run time
+    from tlsecho.clienthello import RawClientHello
+    from tlsecho.config import ServerConfig
+    from tlsecho.deadlines import Limits
+    from tlsecho.framing import Framing
+    from tlsecho.identity import Policy
+    from tlsecho.net import Address
+    from tlsecho.tls import ServerTLS
 
 __all__ = ["TRANSITIONS", "ConnectionOwner", "ConnectionRecord", "Outcome", "State"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlsecho import __version__
+from tlsecho._version import __version__
 from tlsecho.badssl import ENDPOINTS as BADSSL
 from tlsecho.badssl import endpoint_config
 from tlsecho.certs import CertPair, Pki, write_pki

@@ -45,10 +45,10 @@ def _worker_main(
     ``results`` (a SimpleQueue) when it stops."""
     import asyncio
 
-    from tlsecho.groups import restrict_tls_groups
     from tlsecho.run import new_event_loop_factory, run_until_signalled
 
-    restrict_tls_groups()
+    # The group restriction (tlsecho.groups) is the parent's OPENSSL_CONF,
+    # which this process inherited: nothing to do here.
     configure(level, fmt=fmt, label=f"worker{index}")
     # SIGINT from a terminal reaches the whole process group; the
     # supervisor forwards it, so a worker ignores its own copy. SIGUSR2 (the

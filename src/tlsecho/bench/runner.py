@@ -273,7 +273,7 @@ def environment() -> dict[str, Any]:
 
 
 def _version() -> str:
-    from tlsecho import __version__
+    from tlsecho._version import __version__
 
     return __version__
 

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from tlsecho import __version__
+from tlsecho._version import __version__
 from tlsecho.cli import badssl, bench, cert, demo, lab, probe, send, serve
 from tlsecho.cli.common import flag_of
 from tlsecho.errors import ConfigError, TlsEchoError
