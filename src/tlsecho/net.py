@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 from tlsecho.errors import ListenError
+from tlsecho.proxy_protocol import Address  # the one definition (sans-IO)
 
 __all__ = [
     "Address",
@@ -18,8 +19,6 @@ __all__ = [
     "raise_fd_limit",
     "resolve",
 ]
-
-Address = tuple[str, int]
 
 
 def format_address(addr: Address) -> str:

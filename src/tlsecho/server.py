@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import errno
 import os
 import socket
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
 from tlsecho.connection import ConnectionRecord, Outcome
 from tlsecho.deadlines import Limits
@@ -28,7 +26,7 @@ from tlsecho.errors import ListenError, TlsEchoError
 from tlsecho.identity import Policy
 from tlsecho.logs import get_logger, plural
 from tlsecho.net import Address, bind_all, default_max_connections, format_address
-from tlsecho.tls import ServerTLS, build_server_tls
+from tlsecho.tls import ServerTLS, build_server_tls, with_default_pair
 
 __all__ = ["EchoServer", "serve"]
 
@@ -176,13 +174,12 @@ class EchoServer:
     def _resolve_default_pair(self) -> None:
         cfg = self.config
         if cfg.cert is None and self._given_ctx is None:
-            pair, created = ensure_default_pair()
+            self.config, created = with_default_pair(cfg)
             log_main.info(
                 "%s default certificate %s (clients trust it by default)",
                 "created" if created else "using",
-                pair.cert,
+                self.config.cert,
             )
-            self.config = dataclasses.replace(cfg, cert=pair.cert, key=pair.key)
 
     def _build_tls(self) -> ServerTLS:
         if self._given_ctx is not None:

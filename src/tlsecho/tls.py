@@ -8,6 +8,7 @@ only); always server cipher preference, no compression, no renegotiation.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import ssl
 from dataclasses import dataclass
@@ -225,10 +226,9 @@ def build_server_tls(config: ServerConfig) -> ServerTLS:
         CertificateError: missing, unreadable, encrypted or mismatched files.
         ConfigError: an impossible policy (no cipher, empty version range).
     """
+    config, _ = with_default_pair(config)
     cert, key = config.cert, config.key
-    if cert is None or key is None:
-        pair, _ = ensure_default_pair()
-        cert, key = pair.cert, pair.key
+    assert cert is not None and key is not None  # with_default_pair's promise
     ctx = _policy_context(config)
     _load_chain(ctx, cert, key, config.key_password)
     sni: list[tuple[SniCert, ssl.SSLContext]] = []
@@ -248,6 +248,16 @@ def build_server_tls(config: ServerConfig) -> ServerTLS:
 
     ctx.sni_callback = on_sni
     return tls
+
+
+def with_default_pair(config: ServerConfig) -> tuple[ServerConfig, bool | None]:
+    """``config`` with the per-user default pair when it names no
+    certificate (made on first use), and whether it was just made (``None``:
+    the config had its own). The one place the default pair is resolved."""
+    if config.cert is not None and config.key is not None:
+        return config, None
+    pair, created = ensure_default_pair()
+    return dataclasses.replace(config, cert=pair.cert, key=pair.key), created
 
 
 def server_name_of(sock: ssl.SSLSocket) -> str | None:

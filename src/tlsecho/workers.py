@@ -25,12 +25,11 @@ import tempfile
 from collections import Counter
 from typing import Any
 
-from tlsecho.certs import ensure_default_pair
 from tlsecho.config import ServerConfig
 from tlsecho.errors import TlsEchoError
 from tlsecho.logs import configure, get_logger, plural
 from tlsecho.net import bind_all, format_address
-from tlsecho.tls import build_server_tls
+from tlsecho.tls import build_server_tls, with_default_pair
 
 __all__ = ["Supervisor", "run_workers"]
 
@@ -210,9 +209,7 @@ def run_workers(config: ServerConfig, workers: int, log_format: str = "text") ->
     Raises:
         CertificateError, ListenError: start-up failed.
     """
-    if config.cert is None:
-        pair, _ = ensure_default_pair()  # once, before the workers race for it
-        config = dataclasses.replace(config, cert=pair.cert, key=pair.key)
+    config, _ = with_default_pair(config)  # once, before the workers race for it
     build_server_tls(config)  # a bad certificate or policy: one error, here
     config, held = _reserve_ports(config)
     metrics_dir = None
