@@ -312,8 +312,8 @@ async def start_lab(
     placed = []
     try:
         for entry, cfg in lab_configs(pki, lab, base, first_port):
-            srv = EchoServer(cfg)
-            srv.name = entry.name  # each connection's line says which endpoint it hit
+            # Each connection's line says which endpoint it hit.
+            srv = EchoServer(cfg, name=entry.name)
             await srv.start()
             servers.append(srv)
             addr = srv.addresses[0]

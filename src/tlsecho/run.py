@@ -80,11 +80,7 @@ async def run_until_signalled(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
-    server = EchoServer(config)
-    if worker is not None:
-        server.worker = worker
-        server.reuse_port = True
-        server.serve_metrics = False
+    server = EchoServer(config, worker=worker, on_listening=on_ready)
 
     def close_now() -> None:
         log_main.info("second signal: closing every connection now")
@@ -109,7 +105,6 @@ async def run_until_signalled(
     handlers[signal.SIGUSR1] = server.flip_health
     for sig, handler in handlers.items():
         loop.add_signal_handler(sig, handler)  # runs on the loop, not in the handler
-    server.on_listening = on_ready
     try:
         await server.start()
         await stop.wait()

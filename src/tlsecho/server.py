@@ -53,8 +53,19 @@ class EchoServer:
     """
 
     def __init__(
-        self, config: ServerConfig | None = None, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        config: ServerConfig | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        name: str | None = None,
+        worker: int | None = None,
+        on_listening: Callable[[EchoServer], None] | None = None,
     ) -> None:
+        """``name``: this listener's name among several (an endpoint of
+        ``badssl`` or ``lab``). ``worker``: this server is worker N of
+        ``serve --workers`` (it binds with SO_REUSEPORT and leaves
+        ``/metrics`` to the supervisor). ``on_listening``: called once
+        :meth:`start` has everything ready."""
         self.config = config or ServerConfig()
         self._given_ctx = ssl_context
         self._tls: ServerTLS | None = None
@@ -110,11 +121,13 @@ class EchoServer:
         """A metrics sink with ``connection_done(fields)`` (see :mod:`tlsecho.metrics`)."""
         self.metrics_address: Address | None = None
         """Where ``/metrics`` is served, with ``config.metrics``."""
-        self.reuse_port = False
-        """Bind with SO_REUSEPORT (set by the worker supervisor)."""
-        self.serve_metrics = True
+        self.worker = worker
+        """Which worker of ``serve --workers`` this is (None: the only server)."""
+        self.reuse_port = worker is not None
+        """Bind with SO_REUSEPORT (a worker shares its port with the others)."""
+        self.serve_metrics = worker is None
         """Serve ``/metrics`` itself (workers leave it to the supervisor)."""
-        self.on_listening: Callable[[EchoServer], None] | None = None
+        self.on_listening = on_listening
         """Called once :meth:`start` has everything ready, just before it logs
         ``listening on`` (the worker supervisor's readiness signal)."""
         self.health: Any = None
@@ -128,11 +141,9 @@ class EchoServer:
 
             self.health = Health()
             self._conn_class = HttpBioConnection if cfg.engine == "membio" else HttpConnection
-        self.name: str | None = None
+        self.name = name
         """This listener's name among several (``tlsecho badssl``'s endpoints),
         named in each connection's record."""
-        self.worker: int | None = None
-        """Which worker process this is (``--workers``), named in each connection's record."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

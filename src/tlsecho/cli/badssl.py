@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
     pki = write_pki(out, bad=True, force=True)
     base = ServerConfig(host=args.host, loop=args.loop)
     configs = endpoint_configs(pki, base, args.port)
-    servers = [EchoServer(cfg) for _, cfg in configs]
-    for (ep, _), srv in zip(configs, servers, strict=True):
-        srv.name = ep.name  # each connection's line says which endpoint it hit
+    # Each connection's line says which endpoint it hit.
+    servers = [EchoServer(cfg, name=ep.name) for ep, cfg in configs]
     # The table says where each endpoint listens; one server's start-up and
     # shutdown lines, nine times over, would only bury it.
     main_log = logging.getLogger("tlsecho.main")
