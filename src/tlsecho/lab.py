@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlsecho._version import __version__
 from tlsecho.badssl import ENDPOINTS as BADSSL
@@ -33,6 +33,9 @@ from tlsecho.labcerts import write_lab_certs
 from tlsecho.net import bind_all
 from tlsecho.pki.kinds import CERT_KINDS, LAB_KINDS
 from tlsecho.tls import INTERMEDIATE_CIPHERS
+
+if TYPE_CHECKING:
+    from tlsecho.group import ServerGroup
 
 __all__ = ["LabEntry", "catalog", "lab_configs", "manifest", "render", "write_lab_pki"]
 
@@ -292,9 +295,10 @@ def render(doc: dict[str, Any]) -> str:
 
 async def start_lab(
     out: Path, host: str = "127.0.0.1", first_port: int = 0, base: ServerConfig | None = None
-) -> tuple[list[Any], dict[str, Any]]:
+) -> tuple[ServerGroup, dict[str, Any]]:
     """Write the lab's certificates into ``out``, start every endpoint (on
-    the running loop) and return the servers and the manifest."""
+    the running loop; all or none) and return them and the manifest."""
+    from tlsecho.group import ServerGroup
     from tlsecho.server import EchoServer
 
     if first_port:
@@ -308,18 +312,12 @@ async def start_lab(
     pki, lab = write_lab_pki(out)
     base = base or ServerConfig()
     base = dataclasses.replace(base, host=host)
-    servers = []
-    placed = []
-    try:
-        for entry, cfg in lab_configs(pki, lab, base, first_port):
-            # Each connection's line says which endpoint it hit.
-            srv = EchoServer(cfg, name=entry.name)
-            await srv.start()
-            servers.append(srv)
-            addr = srv.addresses[0]
-            placed.append((entry, str(addr[0]), int(addr[1])))
-    except BaseException:
-        for srv in servers:
-            await srv.aclose()
-        raise
-    return servers, manifest(pki, placed, base.mode)
+    configs = lab_configs(pki, lab, base, first_port)
+    # Each connection's line says which endpoint it hit.
+    group = ServerGroup(EchoServer(cfg, name=entry.name) for entry, cfg in configs)
+    await group.start()
+    placed = [
+        (entry, str(srv.addresses[0][0]), int(srv.addresses[0][1]))
+        for (entry, _), srv in zip(configs, group.servers, strict=True)
+    ]
+    return group, manifest(pki, placed, base.mode)

@@ -42,11 +42,9 @@ how it ended and why).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,6 +59,7 @@ from tlsecho.clienthello import ClientHello
 from tlsecho.config import ServerConfig
 from tlsecho.connection import ConnectionRecord
 from tlsecho.errors import ConfigError
+from tlsecho.group import LoopThread
 from tlsecho.server import EchoServer
 
 __all__ = ["RunningServer"]
@@ -76,11 +75,8 @@ class RunningServer:
         """For ``tlsecho_bad_endpoints``: what this endpoint tests."""
         self.host = "127.0.0.1"
         self.port = 0
-        self._loop = asyncio.new_event_loop()
         self._server = EchoServer(config)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="tlsecho-server", daemon=True)
+        self._thread: LoopThread | None = None
 
     @property
     def ca_path(self) -> Path:
@@ -128,35 +124,23 @@ class RunningServer:
             ctx.load_cert_chain(self.pki.client.cert, self.pki.client.key)
         return ctx
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._server.start())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-            return
-        self.host, self.port = self._server.addresses[0]
-        self._ready.set()
-        self._loop.run_forever()
-
     def start(self) -> RunningServer:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise TimeoutError("the tlsecho server did not start listening within 30 s")
-        if self._error is not None:
-            raise self._error
+        self._thread = LoopThread()
+        try:
+            self._thread.call(self._server.start())
+        except BaseException:
+            self._thread.close()
+            raise
+        self.host, self.port = self._server.addresses[0]
         return self
 
     def stop(self) -> None:
         """Close every connection (close_notify) and stop the thread."""
-        if not self._thread.is_alive():
+        if self._thread is None:
             return
-        fut = asyncio.run_coroutine_threadsafe(self._server.aclose(), self._loop)
-        fut.result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-        self._loop.close()
+        self._thread.call(self._server.aclose())
+        self._thread.close()
+        self._thread = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -234,39 +218,17 @@ def tlsecho_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """The ``tlsecho lab`` catalog, running for the whole session: its manifest."""
     from tlsecho.lab import start_lab
 
-    loop = asyncio.new_event_loop()
     out = tmp_path_factory.mktemp("tlsecho-lab")
-    started: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            started["servers"], started["manifest"] = loop.run_until_complete(start_lab(out))
-        except BaseException as exc:  # reported below
-            started["error"] = exc
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="tlsecho-lab", daemon=True)
-    thread.start()
-    if not ready.wait(120):
-        raise TimeoutError("the tlsecho lab did not start within 120 s")
-    if "error" in started:
-        raise started["error"]
+    thread = LoopThread("tlsecho-lab")
+    try:
+        group, manifest = thread.call(start_lab(out), timeout=120)
+    except BaseException:
+        thread.close()
+        raise
     with _server_logs_captured():
-        yield started["manifest"]
-
-    async def close_all() -> None:
-        for server in started["servers"]:
-            await server.aclose()
-
-    asyncio.run_coroutine_threadsafe(close_all(), loop).result(60)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(30)
-    loop.close()
+        yield manifest
+    thread.call(group.aclose(), timeout=60)
+    thread.close()
 
 
 @pytest.fixture

@@ -130,3 +130,37 @@ def test_mismatch_error_message() -> None:
     v2.add_sent(b"ab")
     with pytest.raises(EchoMismatchError, match="more bytes back than were sent"):
         v2.check(b"abc")
+
+
+def test_a_server_group_starts_all_or_none(pki: CertPair, loop_name: str) -> None:
+    """Issue 22: one that cannot listen closes those already started (their
+    ports are free again) and its error is the group's."""
+    import socket
+
+    from tlsecho.errors import ListenError
+    from tlsecho.group import ServerGroup
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    busy = taken.getsockname()[1]
+
+    async def main() -> None:
+        first = EchoServer(server_config(pki), name="first")
+        second = EchoServer(
+            ServerConfig(host="127.0.0.1", port=busy, cert=pki.cert, key=pki.key), name="second"
+        )
+        group = ServerGroup([first, second])
+        with pytest.raises(ListenError, match="address already in use"):
+            await group.start()
+        port = first.port
+        with socket.create_server(("127.0.0.1", port)):
+            pass  # the first server let its port go
+        async with ServerGroup([EchoServer(server_config(pki), name=n) for n in "ab"]) as ok:
+            for srv in ok.servers:
+                client = EchoClient(ClientConfig(host="localhost", port=srv.port, cafile=pki.cert))
+                assert (await client.send(["hi"])).received == 2
+        assert ok.summary() == "served 2 connections on 2 endpoints (terminated=2)"
+
+    try:
+        run(loop_name, main)
+    finally:
+        taken.close()

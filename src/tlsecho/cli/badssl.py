@@ -13,10 +13,10 @@ from tlsecho.cli.common import (
     add_logging,
     add_loop,
     level,
-    serve_until_signalled,
     subcommand,
 )
 from tlsecho.config import ServerConfig
+from tlsecho.group import ServerGroup
 from tlsecho.logs import configure
 from tlsecho.run import run_on_loop
 from tlsecho.server import EchoServer
@@ -53,16 +53,12 @@ def run(args: argparse.Namespace) -> int:
     main_log = logging.getLogger("tlsecho.main")
     quiet = main_log.level < logging.WARNING and not args.verbose
 
+    group = ServerGroup(servers)
+
     async def serve_all() -> None:
         if quiet:
             main_log.setLevel(logging.WARNING)
-        try:
-            for srv in servers:
-                await srv.start()
-        except BaseException:
-            for srv in servers:
-                await srv.aclose()
-            raise
+        await group.start()
 
         def show() -> None:
             width = max(len(ep.name) for ep, _ in configs)
@@ -72,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {srv.port:>5}  {ep.name:<{width}}  {ep.expect}")
             print(f"client certificate: {pki.client.cert} (key {pki.client.key})", flush=True)
 
-        await serve_until_signalled(servers, show)
+        await group.run_until_signalled(show)
 
     run_on_loop(args.loop, serve_all())
     return 0

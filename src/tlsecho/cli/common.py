@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from tlsecho.config import ClientConfig
 from tlsecho.framing import ECHO_MODES, MODES
-from tlsecho.logs import plural
 
 __all__ = [
     "add_client_tls",
@@ -277,29 +276,3 @@ def peer_console() -> Any:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
-
-
-async def serve_until_signalled(servers: list[Any], show: Callable[[], None]) -> None:
-    """Run already-started servers until SIGINT or SIGTERM: ``show()`` what
-    they are once, then close them all and print one summary for all."""
-    import asyncio
-    import signal
-    from collections import Counter
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        show()
-        await stop.wait()
-    finally:
-        for srv in servers:
-            await srv.aclose()
-        outcomes: Counter[str] = Counter()
-        for srv in servers:
-            outcomes.update(srv.outcomes)
-        done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
-        total = sum(srv.connections_total for srv in servers)
-        served = plural(total, "connection")
-        print(f"served {served} on {plural(len(servers), 'endpoint')} ({done})", flush=True)

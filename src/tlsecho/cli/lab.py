@@ -15,7 +15,6 @@ from tlsecho.cli.common import (
     add_logging,
     add_loop,
     level,
-    serve_until_signalled,
     subcommand,
 )
 from tlsecho.config import ServerConfig
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if quiet:
             main_log.setLevel(logging.WARNING)
         base = ServerConfig(loop=args.loop, mode=args.mode)
-        servers, doc = await start_lab(out, args.host, args.port, base)
+        group, doc = await start_lab(out, args.host, args.port, base)
 
         def show() -> None:
             if args.manifest:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             if args.manifest:
                 print(f"manifest: {args.manifest}", flush=True)
 
-        await serve_until_signalled(servers, show)
+        await group.run_until_signalled(show)
 
     run_on_loop(args.loop, serve_all())
     return 0
