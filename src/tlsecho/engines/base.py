@@ -64,6 +64,7 @@ class EngineConnection:
         "_framing",
         "_ftimer",
         "_hello",
+        "_io",
         "_linger_exc",
         "_logged",
         "_loop",
@@ -103,6 +104,7 @@ class EngineConnection:
         self._raw: Any = sock
         self._fd = sock.fileno()
         self._sock: Any = None  # the SSLSocket or SSLObject, once TLS begins
+        self._io: Any = None  # what reads and writes call (see _adopt)
         self._framing: Framing = self._new_framing()
         self._proxy = self.proxy_reader(cfg.proxy_protocol) if cfg.proxy_protocol != "off" else None
         peek = cfg.fingerprint or cfg.faults or cfg.mode in ("hello", "http")
@@ -167,7 +169,26 @@ class EngineConnection:
         raise NotImplementedError
 
     def _begin_close(self) -> None:
+        """Start the bounded TLS close once (OPEN -> CLOSING, the close
+        deadline armed); the engine sends close_notify (:meth:`_send_close`)."""
+        if self._state is not State.OPEN:
+            return  # already closing or closed
+        self._enter(State.CLOSING)
+        self._deadlines.closing(self._loop.time())
+        self._arm_timer()
+        self._send_close()
+
+    def _send_close(self) -> None:
+        """Send close_notify (or queue it behind what is still to send)."""
         raise NotImplementedError
+
+    def _adopt(self, sock: Any) -> None:
+        """The TLS object reads and writes go through: the C-level
+        ``_sslobj`` under Python's wrapper when there is one (the Python
+        wrappers cost about a microsecond per message), else the wrapper
+        itself (same methods)."""
+        self._sock = sock
+        self._io = getattr(sock, "_sslobj", None) or sock
 
     def _release(self) -> int:
         """Close the socket; the bytes queued that the kernel never took."""

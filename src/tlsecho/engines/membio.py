@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Any
 
 from tlsecho.clienthello import (
     MAX_CLIENT_HELLO,
@@ -75,7 +74,6 @@ class BioTlsConnection(EngineConnection):
     __slots__ = (
         "_echo_end",
         "_in",
-        "_io",
         "_out",
         "_pending",
         "_pushed",
@@ -99,9 +97,6 @@ class BioTlsConnection(EngineConnection):
         self._pushed = 0  # taken from OpenSSL's outgoing BIO
         self._sent = 0  # taken by the kernel
         self._echo_end = 0  # where the last echo record ends, in _pushed's count
-        # The SSLObject's C object: its read/write/pending without the Python
-        # wrappers (about a microsecond per message), as the SSLSocket engine does.
-        self._io: Any = None
         self._rfault: RecordFault | None = None  # a --fault on our records
         self._stimer: asyncio.TimerHandle | None = None  # its next piece
 
@@ -191,11 +186,11 @@ class BioTlsConnection(EngineConnection):
     def _wrap(self, first: bytes, *, eof: bool = False) -> None:
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
-            self._sock = self._server.tls.context.wrap_bio(self._in, self._out, server_side=True)
+            sock = self._server.tls.context.wrap_bio(self._in, self._out, server_side=True)
         except (OSError, ValueError) as exc:
             self._fail(Outcome.HANDSHAKE_FAILED, exc)
             return
-        self._io = getattr(self._sock, "_sslobj", None) or self._sock
+        self._adopt(sock)
         if first:
             self._in.write(first)
         if eof:
@@ -399,12 +394,7 @@ class BioTlsConnection(EngineConnection):
         self._close(exc if self._outcome is None else None)
 
     # -- closing --------------------------------------------------------------
-    def _begin_close(self) -> None:
-        if self._state is not State.OPEN:
-            return
-        self._enter(State.CLOSING)
-        self._deadlines.closing(self._loop.time())
-        self._arm_timer()
+    def _send_close(self) -> None:
         self._shutdown()
 
     def _shutdown(self) -> None:

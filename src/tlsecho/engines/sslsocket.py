@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any
 
 from tlsecho.connection import ConnectionOwner, Outcome, State
 from tlsecho.engines.base import HIGH_WATER, LOW_WATER, EngineConnection, log_conn
@@ -33,17 +32,13 @@ _HIGH_WATER, _LOW_WATER = HIGH_WATER, LOW_WATER
 class TlsConnection(EngineConnection):
     """One client on a non-blocking ``ssl.SSLSocket``."""
 
-    __slots__ = ("_io", "_read_wants_write")
+    __slots__ = ("_read_wants_write",)
 
     proxy_reader = ProxyPeek
     hello_reader = HelloPeek
 
     def __init__(self, server: ConnectionOwner, sock: socket.socket, peer: Address) -> None:
         super().__init__(server, sock, peer)
-        # What the hot path calls read/write/pending on: the SSLSocket's C
-        # object when it has one (the Python wrappers around it cost about a
-        # microsecond per message), else the SSLSocket itself (same methods).
-        self._io: Any = None
         self._read_wants_write = False
 
     def start(self) -> None:
@@ -108,7 +103,7 @@ class TlsConnection(EngineConnection):
     def _wrap(self) -> None:
         try:
             # Ragged EOFs raise: a close without close_notify shows in the log.
-            self._sock = self._server.tls.context.wrap_socket(
+            sock = self._server.tls.context.wrap_socket(
                 self._raw,
                 server_side=True,
                 do_handshake_on_connect=False,
@@ -118,8 +113,8 @@ class TlsConnection(EngineConnection):
             self._fail(Outcome.HANDSHAKE_FAILED, exc)
             return
         # wrap_socket detached the plain socket: shutdown() in _linger() goes here.
-        self._raw = self._sock
-        self._io = getattr(self._sock, "_sslobj", None) or self._sock
+        self._raw = sock
+        self._adopt(sock)
         self._handshake()
 
     def _handshake(self) -> None:
@@ -245,12 +240,7 @@ class TlsConnection(EngineConnection):
             self._read()
 
     # -- closing --------------------------------------------------------------
-    def _begin_close(self) -> None:
-        if self._state is not State.OPEN:
-            return  # already closing or closed
-        self._enter(State.CLOSING)
-        self._deadlines.closing(self._loop.time())
-        self._arm_timer()
+    def _send_close(self) -> None:
         if self._wbuf:
             self._want_read(False)
             self._want_write(True)  # _flush() calls _shutdown() when done
