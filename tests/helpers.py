@@ -192,10 +192,18 @@ def fingerprint(pem: bytes) -> str:
 
 
 def s_client(
-    port: int, *args: str, data: bytes = b"hello\x00", host: str = "127.0.0.1", timeout: float = 20
+    port: int,
+    *args: str,
+    data: bytes = b"hello\x00",
+    host: str = "127.0.0.1",
+    timeout: float = 20,
+    ign_eof: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """``openssl s_client`` against ``host:port`` with ``data`` on stdin."""
-    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args]
+    """``openssl s_client`` against ``host:port`` with ``data`` on stdin
+    (the one helper every suite calls). ``ign_eof``: read on after stdin
+    ends, until the server closes."""
+    cmd = ["openssl", "s_client", "-connect", f"{host}:{port}", *(["-ign_eof"] if ign_eof else [])]
+    cmd += args
     return subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
 
 

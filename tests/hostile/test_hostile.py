@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.helpers import pump
 from tests.hostile.helpers import (
     Harness,
@@ -50,8 +51,9 @@ SSLV3_HELLO = (
 
 
 def s_client(h: Harness, *args: str, data: bytes = b"", timeout: float = 30) -> bytes:
-    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{h.port}", "-CAfile", str(h.ca), *args]
-    p = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
+    p = helpers.s_client(
+        h.port, "-CAfile", str(h.ca), *args, data=data, timeout=timeout, ign_eof=False
+    )
     return p.stdout + p.stderr
 
 

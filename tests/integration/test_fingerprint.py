@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import helpers
 from tests.helpers import ServerProcess, start_server, stop_cleanly
 from tlsecho.certs import CertPair
 from tlsecho.clienthello import parse_client_hello
@@ -39,8 +40,7 @@ def jserver(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
 
 
 def s_client(port: int, *args: str, data: bytes = b"hi\x00") -> subprocess.CompletedProcess[bytes]:
-    cmd = ["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{port}", *args]
-    return subprocess.run(cmd, input=data, capture_output=True, timeout=20, check=False)
+    return helpers.s_client(port, "-quiet", *args, data=data, ign_eof=False)
 
 
 def test_openssl_s_client_offers_what_it_was_told(jserver: ServerProcess) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import helpers
 from tests.helpers import TLSECHO, ServerProcess, start_server, stop_cleanly, tls_outcome
 from tlsecho.certs import Pki
 
@@ -69,16 +70,8 @@ def echo(s: ssl.SSLSocket, data: bytes) -> bytes:
 
 
 def s_client(srv: ServerProcess, ca_pki: Pki, sni: str, data: bytes = b"hello\n") -> bytes:
-    p = subprocess.run(
-        [
-            *("openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername", sni),
-            *("-CAfile", str(ca_pki.ca.cert), "-ign_eof"),
-        ],
-        input=data,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    args = ("-servername", sni, "-CAfile", str(ca_pki.ca.cert))
+    p = helpers.s_client(srv.port, *args, data=data, timeout=30)
     return p.stdout + p.stderr
 
 
