@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tlsecho.lab import MESSAGE, catalog
+from tlsecho.lab.endpoints import MESSAGE, catalog
 
 NAMES = [entry.name for entry in catalog()]
 # OpenSSL reasons for a record that is no TLS (garbage after the handshake).

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ServerProcess, start_server, stop_cleanly
-from tlsecho.certs import CertPair, Pki, write_pair, write_pki
+from tlsecho.pki.certs import CertPair, Pki, write_pair, write_pki
 
 # pytester: the pytest plugin is tested the way a user's suite runs it.
 pytest_plugins = ["pytester"]

@@ -14,19 +14,85 @@ Names are imported on first use, so that ``import tlsecho`` does not load
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys
 from typing import TYPE_CHECKING, Any
 
 from tlsecho._version import __version__
 
+#: Module paths before the packages by concern (issue 22) and where each
+#: lives now: ``import tlsecho.clienthello`` still gives the module (a
+#: program written against the old layout runs unchanged).
+MOVED = {
+    "tlsecho.answer": "tlsecho.server.answer",
+    "tlsecho.badssl": "tlsecho.lab.badssl",
+    "tlsecho.certs": "tlsecho.pki.certs",
+    "tlsecho.client_errors": "tlsecho.client.errors",
+    "tlsecho.clienthello": "tlsecho.wire.clienthello",
+    "tlsecho.connection": "tlsecho.server.connection",
+    "tlsecho.deadlines": "tlsecho.wire.deadlines",
+    "tlsecho.engines": "tlsecho.server.engines",
+    "tlsecho.faults": "tlsecho.wire.faults",
+    "tlsecho.fingerprints": "tlsecho.wire.fingerprints",
+    "tlsecho.framing": "tlsecho.wire.framing",
+    "tlsecho.golden": "tlsecho.wire.golden",
+    "tlsecho.group": "tlsecho.server.group",
+    "tlsecho.identity": "tlsecho.server.identity",
+    "tlsecho.labcerts": "tlsecho.lab.certs",
+    "tlsecho.metrics": "tlsecho.server.metrics",
+    "tlsecho.net": "tlsecho.server.net",
+    "tlsecho.probe": "tlsecho.client.probe",
+    "tlsecho.proxy_protocol": "tlsecho.wire.proxy_protocol",
+    "tlsecho.run": "tlsecho.server.run",
+    "tlsecho.serverhello": "tlsecho.wire.serverhello",
+    "tlsecho.tlsext": "tlsecho.wire.tlsext",
+    "tlsecho.tlsnames": "tlsecho.wire.tlsnames",
+    "tlsecho.workers": "tlsecho.server.workers",
+}
+
+
+def _moved(fullname: str) -> str | None:
+    head, sep, tail = fullname, "", ""
+    while head not in MOVED and "." in head[len("tlsecho.") :]:
+        head, _, last = head.rpartition(".")
+        tail, sep = f"{last}.{tail}" if tail else last, "."
+    return MOVED[head] + sep + tail if head in MOVED else None
+
+
+class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves an old module path to the module at its new one."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if _moved(fullname) is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        new = _moved(spec.name)
+        assert new is not None
+        return importlib.import_module(new)
+
+    def exec_module(self, module: Any) -> None:
+        pass  # the module at the new path is already loaded
+
+
+# First: a submodule of a moved package (tlsecho.engines.base) would
+# otherwise be found again through the package's __path__ and loaded twice.
+if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedFinder())
+
 _EXPORTS = {
-    "CertPair": "tlsecho.certs",
-    "Pki": "tlsecho.certs",
-    "make_self_signed": "tlsecho.certs",
-    "write_pair": "tlsecho.certs",
-    "write_pki": "tlsecho.certs",
-    "EchoClient": "tlsecho.client",
-    "EchoResult": "tlsecho.client",
-    "send": "tlsecho.client",
+    "CertPair": "tlsecho.pki.certs",
+    "Pki": "tlsecho.pki.certs",
+    "make_self_signed": "tlsecho.pki.certs",
+    "write_pair": "tlsecho.pki.certs",
+    "write_pki": "tlsecho.pki.certs",
+    "EchoClient": "tlsecho.client.echo",
+    "EchoResult": "tlsecho.client.echo",
+    "send": "tlsecho.client.echo",
     "DEFAULT_PARTS": "tlsecho.config",
     "ClientConfig": "tlsecho.config",
     "ServerConfig": "tlsecho.config",
@@ -39,13 +105,13 @@ _EXPORTS = {
     "PeerError": "tlsecho.errors",
     "TlsEchoError": "tlsecho.errors",
     "TlsHandshakeError": "tlsecho.errors",
-    "LineFraming": "tlsecho.framing",
-    "NulFraming": "tlsecho.framing",
-    "RawFraming": "tlsecho.framing",
-    "ProbeResult": "tlsecho.probe",
-    "probe": "tlsecho.probe",
-    "EchoServer": "tlsecho.server",
-    "serve": "tlsecho.server",
+    "LineFraming": "tlsecho.wire.framing",
+    "NulFraming": "tlsecho.wire.framing",
+    "RawFraming": "tlsecho.wire.framing",
+    "ProbeResult": "tlsecho.client.probe",
+    "probe": "tlsecho.client.probe",
+    "EchoServer": "tlsecho.server.core",
+    "serve": "tlsecho.server.core",
     "restrict_tls_groups": "tlsecho.groups",
 }
 
@@ -96,8 +162,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
-    from tlsecho.certs import CertPair, Pki, make_self_signed, write_pair, write_pki
-    from tlsecho.client import EchoClient, EchoResult, send
+    from tlsecho.client.echo import EchoClient, EchoResult, send
+    from tlsecho.client.probe import ProbeResult, probe
     from tlsecho.config import DEFAULT_PARTS, ClientConfig, ServerConfig, SniCert
     from tlsecho.errors import (
         CertificateError,
@@ -109,7 +175,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         TlsEchoError,
         TlsHandshakeError,
     )
-    from tlsecho.framing import LineFraming, NulFraming, RawFraming
     from tlsecho.groups import restrict_tls_groups
-    from tlsecho.probe import ProbeResult, probe
-    from tlsecho.server import EchoServer, serve
+    from tlsecho.pki.certs import CertPair, Pki, make_self_signed, write_pair, write_pki
+    from tlsecho.server.core import EchoServer, serve
+    from tlsecho.wire.framing import LineFraming, NulFraming, RawFraming

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from tlsecho.errors import ConfigError, setting
-from tlsecho.faults import RECORD_FAULTS, FaultSpec
-from tlsecho.framing import DEFAULT_MAX_LINE, MODES, Mode
+from tlsecho.wire.faults import RECORD_FAULTS, FaultSpec
+from tlsecho.wire.framing import DEFAULT_MAX_LINE, MODES, Mode
 
 __all__ = [
     "DEFAULT_PARTS",
@@ -252,7 +252,7 @@ class ServerConfig:
     allow_spki_pin: tuple[str, ...] = ()
     """... whose public key has one of these pins (base64 SHA-256 of the SPKI)."""
     faults: tuple[FaultSpec, ...] = ()
-    """Server-side faults (``--fault``, :mod:`tlsecho.faults`)."""
+    """Server-side faults (``--fault``, :mod:`tlsecho.wire.faults`)."""
     fingerprint: bool = False
     """Read each ClientHello before OpenSSL does: JA4 in the log line, what
     the client offered (and JA3) in the JSON log. Off by default: it costs

@@ -25,7 +25,7 @@ __all__ = [
 GROUPS_CONF = Path(__file__).with_name("openssl.cnf")
 
 #: ``--groups`` names -> OpenSSL's names (the IANA name, lower case, as
-#: ``tlsecho.tlsnames`` writes it, is accepted too).
+#: ``tlsecho.wire.tlsnames`` writes it, is accepted too).
 KNOWN_GROUPS = {
     "x25519": "X25519",
     "x448": "X448",

@@ -31,7 +31,7 @@ def plural(n: int, noun: str) -> str:
 
 def connection_message(fields: Mapping[str, Any]) -> str:
     """The text of a finished connection's log line, from the same fields as
-    its JSON record (:meth:`tlsecho.connection.ConnectionRecord.as_fields`)."""
+    its JSON record (:meth:`tlsecho.server.connection.ConnectionRecord.as_fields`)."""
     via = f" via={fields['via']}" if fields["via"] else ""
     reason = f" reason={fields['reason']!r}" if fields["reason"] else ""
     worker = f" worker={fields['worker']}" if fields.get("worker") is not None else ""

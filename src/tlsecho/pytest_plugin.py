@@ -22,7 +22,7 @@ any test suite::
 - ``tlsecho_lab``: the whole ``tlsecho lab`` (every bad certificate, policy
   and fault, one port each), session-wide: yields its manifest, a dict whose
   ``endpoints`` say where each listens and what a correct client must get
-  (``expect``); parametrise one test over :func:`tlsecho.lab.catalog`'s names
+  (``expect``); parametrise one test over :func:`tlsecho.lab.endpoints.catalog`'s names
   (``examples/test_lab_python_ssl.py`` does it for Python's ssl).
 - ``tlsecho_client_hello(run)``: runs ``run(server)`` (your client connecting
   to the server it is given) and returns the ClientHello it sent, parsed.
@@ -53,14 +53,14 @@ from typing import Any
 import pytest
 
 from tlsecho import golden
-from tlsecho.badssl import Endpoint, endpoint_configs
-from tlsecho.certs import Pki, write_pki
-from tlsecho.clienthello import ClientHello
 from tlsecho.config import ServerConfig
-from tlsecho.connection import ConnectionRecord
 from tlsecho.errors import ConfigError
-from tlsecho.group import LoopThread
-from tlsecho.server import EchoServer
+from tlsecho.lab.badssl import Endpoint, endpoint_configs
+from tlsecho.pki.certs import Pki, write_pki
+from tlsecho.server.connection import ConnectionRecord
+from tlsecho.server.core import EchoServer
+from tlsecho.server.group import LoopThread
+from tlsecho.wire.clienthello import ClientHello
 
 __all__ = ["RunningServer"]
 
@@ -216,7 +216,7 @@ def tlsecho_bad_endpoints(tlsecho_pki: Pki) -> Iterator[dict[str, RunningServer]
 @pytest.fixture(scope="session")
 def tlsecho_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The ``tlsecho lab`` catalog, running for the whole session: its manifest."""
-    from tlsecho.lab import start_lab
+    from tlsecho.lab.endpoints import start_lab
 
     out = tmp_path_factory.mktemp("tlsecho-lab")
     thread = LoopThread("tlsecho-lab")

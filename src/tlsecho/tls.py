@@ -18,10 +18,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from tlsecho.certs import CERT_NAME, default_cert_dir, ensure_default_pair
-from tlsecho.certs import fingerprint as der_fingerprint
 from tlsecho.config import ClientConfig, ServerConfig, SniCert, TLSVersionName
 from tlsecho.errors import CertificateError, ConfigError, setting
+from tlsecho.pki.certs import CERT_NAME, default_cert_dir, ensure_default_pair
+from tlsecho.pki.certs import fingerprint as der_fingerprint
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
@@ -310,7 +310,7 @@ def offered_groups() -> tuple[int, ...]:
     """The key-exchange groups this process's OpenSSL allows (its
     configuration applies to every context), as IANA code points: read off
     a ClientHello it writes into memory."""
-    from tlsecho.clienthello import parse_client_hello
+    from tlsecho.wire.clienthello import parse_client_hello
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False

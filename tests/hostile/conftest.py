@@ -9,8 +9,8 @@ import pytest
 
 from tests.helpers import as_text, start_server, stop_cleanly
 from tests.hostile.helpers import CANARY_PROXY_HEADER, FAST, Canary, Harness, fd_count, rss_kib
-from tlsecho.certs import Pki
 from tlsecho.logs import plural
+from tlsecho.pki.certs import Pki
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import ServerProcess
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 # Short limits so that timeouts happen within a test.
 FAST = ["--handshake-timeout", "1", "--idle-timeout", "2", "--shutdown-timeout", "2"]
@@ -193,7 +193,7 @@ def client_hello() -> bytes:
 
 def odd_groups(hello: bytes) -> bytes:
     """The ClientHello with its supported_groups list length off by one."""
-    from tlsecho.clienthello import parse_client_hello
+    from tlsecho.wire.clienthello import parse_client_hello
 
     ch = parse_client_hello(hello)
     data = ch.extension_data[ch.extension_types.index(0x000A)]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ServerProcess, start_server, stop_cleanly
 from tests.hostile.helpers import FAST, read_to_close, reset
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ from tests.hostile.helpers import (
     reset,
     rss_kib,
 )
-from tlsecho.certs import Pki
 from tlsecho.errors import PLAIN_HTTP
+from tlsecho.pki.certs import Pki
 
 Make = Callable[..., Harness]
 
@@ -590,7 +590,7 @@ def in_records(hello: bytes, size: int) -> bytes:
 def test_client_hello_in_one_byte_records_is_read_whole(hostile: Make) -> None:
     """~600 one-byte records, in 20 TCP segments: the reader waits for all of
     them (SO_RCVLOWAT), fingerprints the hello, then OpenSSL answers it."""
-    from tlsecho.clienthello import parse_client_hello
+    from tlsecho.wire.clienthello import parse_client_hello
 
     h = hostile()
     hello = client_hello()

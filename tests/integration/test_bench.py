@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import TLSECHO, ServerProcess, start_server
 from tlsecho.bench.histogram import Histogram
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 PEERS = Path(__file__).parent.parent / "peers"
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from tests.helpers import TLSECHO, ServerProcess, as_text, send, start_server, stop_cleanly
-from tlsecho.certs import CertPair
+from tlsecho.pki.certs import CertPair
 
 MESSAGE = b"This is the message. It will be sent in parts."
 

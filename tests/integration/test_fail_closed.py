@@ -27,18 +27,18 @@ import h2.connection
 import h2.events
 import pytest
 
-import tlsecho.engines.base as base
-import tlsecho.engines.http as http_engine
-from tlsecho.certs import Pki
-from tlsecho.engines.membio import BioTlsConnection, _Hello
-from tlsecho.engines.pretls import HelloPeek, ProxyPeek
-from tlsecho.engines.sslsocket import TlsConnection
-from tlsecho.faults import EchoFault, RecordFault, parse_fault
-from tlsecho.framing import LineFraming, NulFraming, RawFraming
+import tlsecho.server.engines.base as base
+import tlsecho.server.engines.http as http_engine
 from tlsecho.logs import JsonFormatter, TagFormatter
-from tlsecho.proxy_protocol import ProxyParser
+from tlsecho.pki.certs import Pki
 from tlsecho.pytest_plugin import RunningServer
+from tlsecho.server.engines.membio import BioTlsConnection, _Hello
+from tlsecho.server.engines.pretls import HelloPeek, ProxyPeek
+from tlsecho.server.engines.sslsocket import TlsConnection
 from tlsecho.tlsbin import HttpFraming
+from tlsecho.wire.faults import EchoFault, RecordFault, parse_fault
+from tlsecho.wire.framing import LineFraming, NulFraming, RawFraming
+from tlsecho.wire.proxy_protocol import ProxyParser
 
 ENGINES = ("sslsocket", "membio")
 PROXY_V1 = b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 443\r\n"

@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import ServerProcess, start_server, stop_cleanly
 from tests.hostile.helpers import rss_kib
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 FLOOD_SECONDS = 10.0
 FAULTS = {

@@ -21,7 +21,7 @@ from tests.helpers import (
     stop_cleanly,
     tls_outcome,
 )
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 FAULTS = [
     "alert=protocol_version@old.test",

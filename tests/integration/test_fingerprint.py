@@ -21,9 +21,9 @@ import pytest
 
 from tests import helpers
 from tests.helpers import ServerProcess, start_server, stop_cleanly
-from tlsecho.certs import CertPair
-from tlsecho.clienthello import parse_client_hello
 from tlsecho.errors import PLAIN_HTTP
+from tlsecho.pki.certs import CertPair
+from tlsecho.wire.clienthello import parse_client_hello
 
 PEERS = Path(__file__).parent.parent / "peers"
 

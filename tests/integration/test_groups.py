@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.helpers import TLSECHO, start_server, stop_cleanly
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 
 def serve_groups(ca_pki: Pki, groups: str) -> subprocess.CompletedProcess[bytes]:

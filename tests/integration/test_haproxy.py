@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import TLSECHO, ServerProcess, start_server
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = ROOT / "contrib" / "haproxy" / "haproxy.cfg"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ServerProcess, send, start_server, stop_cleanly
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_client_certificate_and_resumption(hello_server: ServerProcess, ca_pki: 
 
 
 def ca_pki_subject(ca_pki: Pki) -> str:
-    from tlsecho.certs import describe_certificate
+    from tlsecho.pki.certs import describe_certificate
 
     der = ssl.PEM_cert_to_DER_cert(ca_pki.client.cert.read_text())
     return describe_certificate(der).subject

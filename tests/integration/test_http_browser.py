@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TLSECHO, start_server, stop_cleanly
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 pytestmark = pytest.mark.interop
 

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from tests.helpers import ServerProcess, as_record, scrape, start_server, stop_cleanly
-from tlsecho.certs import Pki
 from tlsecho.errors import PLAIN_HTTP
-from tlsecho.proxy_protocol import build_v2
+from tlsecho.pki.certs import Pki
+from tlsecho.wire.proxy_protocol import build_v2
 
 pytestmark = pytest.mark.interop
 

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.helpers import TLSECHO, ServerProcess, send, start_server, stop_cleanly
 from tests.unit.strategies import ca_certificate, client_certificates, key_pem
-from tlsecho.certs import Pki, write_pki
 from tlsecho.config import ServerConfig
-from tlsecho.identity import client_identity
+from tlsecho.pki.certs import Pki, write_pki
 from tlsecho.pytest_plugin import RunningServer
+from tlsecho.server.identity import client_identity
 
 SPIFFE = "spiffe://example.org/ns/prod/sa/api"
 

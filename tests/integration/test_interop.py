@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ServerProcess, send
-from tlsecho.certs import CertPair
+from tlsecho.pki.certs import CertPair
 
 pytestmark = pytest.mark.interop
 PEERS = Path(__file__).parent.parent / "peers"

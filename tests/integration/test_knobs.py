@@ -27,7 +27,7 @@ from tests.helpers import (
     start_server,
     stop_cleanly,
 )
-from tlsecho.certs import Pki, write_pair
+from tlsecho.pki.certs import Pki, write_pair
 
 StartServer = Callable[..., ServerProcess]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import TLSECHO
-from tlsecho.lab import MESSAGE, catalog
+from tlsecho.lab.endpoints import MESSAGE, catalog
 
 pytestmark = pytest.mark.interop
 

@@ -19,8 +19,8 @@ from tlsecho import (
     send,
     serve,
 )
-from tlsecho.certs import CertPair
-from tlsecho.run import new_event_loop_factory
+from tlsecho.pki.certs import CertPair
+from tlsecho.server.run import new_event_loop_factory
 
 
 def run(loop_name: str, coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -119,7 +119,7 @@ def test_close_with_open_connections(pki: CertPair, loop_name: str) -> None:
 
 
 def test_mismatch_error_message() -> None:
-    from tlsecho.client import _Verifier
+    from tlsecho.client.echo import _Verifier
 
     v = _Verifier()
     v.add_sent(b"hello world")
@@ -138,7 +138,7 @@ def test_a_server_group_starts_all_or_none(pki: CertPair, loop_name: str) -> Non
     import socket
 
     from tlsecho.errors import ListenError
-    from tlsecho.group import ServerGroup
+    from tlsecho.server.group import ServerGroup
 
     taken = socket.create_server(("127.0.0.1", 0))
     busy = taken.getsockname()[1]

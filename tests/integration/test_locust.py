@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import start_server
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = str(Path(sys.executable).with_name("locust"))

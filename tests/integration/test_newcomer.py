@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import TLSECHO, fingerprint, send, start_server, stop_cleanly
 from tlsecho import ClientConfig, EchoClient, ServerConfig, serve
-from tlsecho.certs import CertPair, Pki
+from tlsecho.pki.certs import CertPair, Pki
 
 
 def run_closed_stdout(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:

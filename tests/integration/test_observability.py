@@ -8,8 +8,8 @@ import socket
 import subprocess
 
 from tests.helpers import TLSECHO, scrape, start_server
-from tlsecho.certs import Pki
 from tlsecho.errors import PLAIN_HTTP
+from tlsecho.pki.certs import Pki
 
 
 def test_metrics_and_json_logs(ca_pki: Pki) -> None:
@@ -146,7 +146,7 @@ def test_grafana_dashboard_uses_real_metric_names() -> None:
     import re
     from pathlib import Path
 
-    from tlsecho.metrics import Metrics
+    from tlsecho.server.metrics import Metrics
 
     dash = json.loads(
         (Path(__file__).resolve().parents[2] / "contrib/grafana/tlsecho-dashboard.json").read_text()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import TLSECHO, fingerprint, start_server
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 
 def probe(target: str, *args: str) -> subprocess.CompletedProcess[bytes]:

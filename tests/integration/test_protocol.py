@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests.helpers import ServerProcess, pump
-from tlsecho.certs import CertPair
 from tlsecho.errors import PLAIN_HTTP
+from tlsecho.pki.certs import CertPair
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 

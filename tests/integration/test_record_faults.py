@@ -16,7 +16,7 @@ import pytest
 
 from tests import helpers
 from tests.helpers import TLSECHO, ServerProcess, start_server, stop_cleanly, tls_outcome
-from tlsecho.certs import Pki
+from tlsecho.pki.certs import Pki
 
 pytestmark = pytest.mark.interop
 

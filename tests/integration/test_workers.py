@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TLSECHO, ServerProcess, as_text, scrape, send, start_server, stop_cleanly
-from tlsecho.certs import Pki, write_pair
+from tlsecho.pki.certs import Pki, write_pair
 
 
 def send_ok(port: int, ca: Pki) -> int:

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tlsecho.certs import write_pair, write_pki
 from tlsecho.cli import main
 from tlsecho.errors import CertificateError, ConfigError
+from tlsecho.pki.certs import write_pair, write_pki
 
 
 def test_default_pair_is_ecdsa_p256_with_sans(tmp_path: Path) -> None:

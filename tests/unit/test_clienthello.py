@@ -16,14 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.strategies import split
-from tlsecho.clienthello import (
+from tlsecho.wire.clienthello import (
     MAX_CLIENT_HELLO,
     ClientHelloError,
     ClientHelloParser,
     is_grease,
     parse_client_hello,
 )
-from tlsecho.tlsnames import CIPHER_SUITES, EXTENSIONS, GROUPS, SIGNATURE_SCHEMES, name
+from tlsecho.wire.tlsnames import CIPHER_SUITES, EXTENSIONS, GROUPS, SIGNATURE_SCHEMES, name
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "clienthellos.json").read_text()
@@ -147,7 +147,7 @@ def test_iana_names(table: Mapping[int, str], value: int, expected: str) -> None
 def test_malformed_extensions(ext: tuple[int, bytes], match: str) -> None:
     # The framing is sound, the body not: the extension is listed, reads as
     # absent and is named in ``malformed`` (as Wireshark's "[Malformed]").
-    from tlsecho.tlsext import DECODERS
+    from tlsecho.wire.tlsext import DECODERS
 
     ch = parse_client_hello(hello(ext))
     assert ch.extension_types == (ext[0],)
@@ -243,7 +243,7 @@ def test_the_buffer_is_capped() -> None:
     [(b"h2", "h2"), (b"http/1.1", "h1"), (b"\xab\xcd", "ad"), (b"x\x00", "70")],
 )
 def test_alpn_code(alpn: bytes, code: str) -> None:
-    from tlsecho.fingerprints import alpn_code as _alpn_code
+    from tlsecho.wire.fingerprints import alpn_code as _alpn_code
 
     # Non-alphanumeric ends: the first and last hex characters (the JA4 text).
     assert _alpn_code((alpn,)) == code

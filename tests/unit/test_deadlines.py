@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tlsecho.connection import TRANSITIONS, State
-from tlsecho.deadlines import Deadlines, Expired, Limits
+from tlsecho.server.connection import TRANSITIONS, State
+from tlsecho.wire.deadlines import Deadlines, Expired, Limits
 
 LIMITS = Limits(handshake=10.0, idle=300.0, session=None, close=5.0, linger=1.0)
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tlsecho.faults import GARBAGE, FaultSpec, RecordFault, alert_record, parse_fault, pick
+from tlsecho.wire.faults import GARBAGE, FaultSpec, RecordFault, alert_record, parse_fault, pick
 
 
 @pytest.mark.parametrize(
@@ -56,8 +56,8 @@ def test_alert_record() -> None:
 
 
 def test_echo_faults() -> None:
-    from tlsecho.faults import EchoFault
-    from tlsecho.framing import make_framing
+    from tlsecho.wire.faults import EchoFault
+    from tlsecho.wire.framing import make_framing
 
     limit = EchoFault(make_framing("nul"), parse_fault("limit=5"))
     assert limit.receive_data(b"abc") == b"abc" and not limit.finished

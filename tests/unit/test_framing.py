@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.strategies import split
-from tlsecho.framing import LineFraming, LineTooLongError, NulFraming, RawFraming, make_framing
+from tlsecho.wire.framing import LineFraming, LineTooLongError, NulFraming, RawFraming, make_framing
 
 
 def feed_all(chunks: list[bytes], eof: bool = False) -> tuple[bytes, NulFraming]:
@@ -222,7 +222,7 @@ def test_make_framing() -> None:
 
 
 def test_hello_framing_answers_once_and_echoes_nothing() -> None:
-    from tlsecho.framing import HelloFraming, make_framing
+    from tlsecho.wire.framing import HelloFraming, make_framing
 
     f = make_framing("hello")
     assert isinstance(f, HelloFraming)

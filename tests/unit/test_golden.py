@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tlsecho.clienthello import parse_client_hello
-from tlsecho.golden import GoldenMismatch, check, compare, golden_view
+from tlsecho.wire.clienthello import parse_client_hello
+from tlsecho.wire.golden import GoldenMismatch, check, compare, golden_view
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "clienthellos.json").read_text())["vectors"]
 CHROME = parse_client_hello(bytes.fromhex(VECTORS[0]["records_hex"]))  # has GREASE

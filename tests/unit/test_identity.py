@@ -21,9 +21,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.strategies import client_certificates
-from tlsecho.answer import _client_certificate
-from tlsecho.certs import write_pki
-from tlsecho.identity import (
+from tlsecho.pki.certs import write_pki
+from tlsecho.server.answer import _client_certificate
+from tlsecho.server.identity import (
     CertificateUnreadable,
     ClientIdentity,
     Policy,

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsecho.config import ServerConfig
-from tlsecho.faults import RECORD_FAULTS
-from tlsecho.lab import catalog, lab_configs, manifest, render, write_lab_pki
+from tlsecho.lab.endpoints import catalog, lab_configs, manifest, render, write_lab_pki
+from tlsecho.wire.faults import RECORD_FAULTS
 
 RESULTS = {"echo", "reject", "alert", "error", "cut", "timeout"}
 
@@ -118,7 +118,7 @@ REASONS = {
 def test_every_reject_says_its_reason_and_whether_it_is_strict() -> None:
     """Issue 17: a program compares ``reason`` (not OpenSSL's words), and a
     ``strict: false`` promise names the policy some correct stacks relax."""
-    from tlsecho.lab import _expect
+    from tlsecho.lab.endpoints import _expect
 
     for entry in catalog():
         expect = _expect(entry)

@@ -22,13 +22,14 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
 
 
-def _runtime_imports(tree: ast.AST) -> set[str]:
+def _runtime_imports(tree: ast.AST, type_only: bool = False) -> set[str]:
     """Every tlsecho module imported anywhere in ``tree`` (function-level
-    imports included), except under ``if TYPE_CHECKING:``."""
+    imports included), except under ``if TYPE_CHECKING:`` unless
+    ``type_only``."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if not type_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for stmt in node.orelse:
                 visit(stmt)
             return
@@ -47,9 +48,16 @@ def _runtime_imports(tree: ast.AST) -> set[str]:
 
 
 GRAPH = {name: _runtime_imports(ast.parse(p.read_text())) for name, p in MODULES.items()}
+TYPED_GRAPH = {
+    name: _runtime_imports(ast.parse(p.read_text()), type_only=True) for name, p in MODULES.items()
+}
 
 
-def test_the_import_graph_has_no_cycle() -> None:
+@pytest.mark.parametrize("graph", [GRAPH, TYPED_GRAPH], ids=["run-time", "with-type-only"])
+def test_the_import_graph_has_no_cycle(graph: dict[str, set[str]]) -> None:
+    """No cycle, not even once ``if TYPE_CHECKING:`` imports count (the
+    package's own ``__init__``, whose type-only imports name everything it
+    exports, is the one module left out: nothing imports it for a name)."""
     done: set[str] = set()
 
     def walk(node: str, path: list[str]) -> None:
@@ -58,12 +66,40 @@ def test_the_import_graph_has_no_cycle() -> None:
             pytest.fail("import cycle: " + " -> ".join(cycle))
         if node in done:
             return
-        for dep in sorted(GRAPH[node]):
+        for dep in sorted(graph[node]):
             walk(dep, [*path, node])
         done.add(node)
 
-    for name in GRAPH:
+    for name in graph:
         walk(name, [])
+
+
+WIRE_MAY_IMPORT = {"tlsecho.errors"}
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("tlsecho.wire")))
+def test_wire_imports_no_io_and_nothing_above_it(name: str) -> None:
+    """wire/ is sans-IO: no socket, ssl, event loop or clock, and of tlsecho
+    only wire/ itself and errors (type-only imports counted)."""
+    tree = ast.parse(MODULES[name].read_text())
+    stdlib = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    stdlib |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not stdlib & {"socket", "ssl", "asyncio", "select", "time", "selectors"}
+    above = {d for d in TYPED_GRAPH[name] if not d.startswith("tlsecho.wire")} - WIRE_MAY_IMPORT
+    assert not above, f"{name} imports {sorted(above)}"
+
+
+MAX_MODULES_PER_PACKAGE = 12
+
+
+def test_no_package_holds_more_than_twelve_modules() -> None:
+    """The top level and each package: a room, not a hall (issue 22)."""
+    by_package: dict[str, list[str]] = {}
+    for path in SRC.rglob("*.py"):
+        if path.name != "__init__.py":
+            by_package.setdefault(path.parent.relative_to(SRC).as_posix(), []).append(path.stem)
+    crowded = {p: len(m) for p, m in by_package.items() if len(m) > MAX_MODULES_PER_PACKAGE}
+    assert not crowded, crowded
 
 
 def test_nothing_but_the_entry_point_imports_the_cli() -> None:
@@ -79,15 +115,15 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
 @pytest.mark.parametrize(
     "core",
     [
-        "tlsecho.framing",
-        "tlsecho.proxy_protocol",
-        "tlsecho.deadlines",
-        "tlsecho.clienthello",
-        "tlsecho.tlsnames",
-        "tlsecho.tlsext",
-        "tlsecho.fingerprints",
-        "tlsecho.serverhello",
-        "tlsecho.faults",
+        "tlsecho.wire.framing",
+        "tlsecho.wire.proxy_protocol",
+        "tlsecho.wire.deadlines",
+        "tlsecho.wire.clienthello",
+        "tlsecho.wire.tlsnames",
+        "tlsecho.wire.tlsext",
+        "tlsecho.wire.fingerprints",
+        "tlsecho.wire.serverhello",
+        "tlsecho.wire.faults",
         "tlsecho.tlsbin",
         "tlsecho.tlsbin.h1",
         "tlsecho.tlsbin.h2",
@@ -104,12 +140,12 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
     stdlib |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not stdlib & {"socket", "ssl", "asyncio", "select", "time", "selectors"}
     assert GRAPH[core] <= {
-        "tlsecho.framing",
-        "tlsecho.proxy_protocol",
+        "tlsecho.wire.framing",
+        "tlsecho.wire.proxy_protocol",
         "tlsecho.errors",
-        "tlsecho.tlsnames",
-        "tlsecho.tlsext",
-        "tlsecho.fingerprints",
+        "tlsecho.wire.tlsnames",
+        "tlsecho.wire.tlsext",
+        "tlsecho.wire.fingerprints",
         *(m for m in MODULES if m.startswith("tlsecho.tlsbin")),
     }
 
@@ -186,3 +222,28 @@ def test_the_readme_is_short_and_leads_to_every_page() -> None:
     linked = set(re.findall(r"\]\(([^)#\s]+\.md)\)", index))
     pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
     assert not pages - linked, f"docs/index.md does not list: {sorted(pages - linked)}"
+
+
+def test_the_old_module_paths_still_import() -> None:
+    """A program written against the flat layout runs unchanged: every old
+    path is the module at its new one (one object, not a second copy), its
+    submodules too, and ``import tlsecho`` still loads no OpenSSL."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib, sys
+import tlsecho
+assert "ssl" not in sys.modules
+for old, new in tlsecho.MOVED.items():
+    assert importlib.import_module(old) is importlib.import_module(new), old
+import tlsecho.engines.base, tlsecho.server.engines.base
+assert tlsecho.engines.base is tlsecho.server.engines.base
+from tlsecho.lab import catalog
+from tlsecho.server import EchoServer
+from tlsecho.client import EchoClient
+assert EchoServer is tlsecho.EchoServer and EchoClient is tlsecho.EchoClient
+assert callable(catalog) and tlsecho.lab.catalog is catalog
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr

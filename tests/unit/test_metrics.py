@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def test_ja4_labels_are_bounded() -> None:
-    from tlsecho.metrics import JA4_LABELS, Metrics
+    from tlsecho.server.metrics import JA4_LABELS, Metrics
 
     m = Metrics(lambda: 0)
     labels = [m._ja4_label(f"t13d{i:06d}") for i in range(JA4_LABELS + 5)]
@@ -21,8 +21,8 @@ def test_the_text_line_and_the_json_record_say_the_same() -> None:
     import json
     import logging
 
-    from tlsecho.connection import ConnectionRecord, Outcome
     from tlsecho.logs import JsonFormatter, connection_message
+    from tlsecho.server.connection import ConnectionRecord, Outcome
 
     rec = ConnectionRecord(
         peer="192.0.2.1:5000", via="127.0.0.1:40000", tls_version="TLSv1.3",

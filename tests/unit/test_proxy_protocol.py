@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.strategies import split
-from tlsecho.proxy_protocol import (
+from tlsecho.wire.proxy_protocol import (
     V1_MAX,
     V2_SIGNATURE,
     ProxyHeader,

@@ -8,8 +8,8 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tlsecho.serverhello import HRR_RANDOM, parse_server_flight
-from tlsecho.tlsext import ClientHelloError
+from tlsecho.wire.serverhello import HRR_RANDOM, parse_server_flight
+from tlsecho.wire.tlsext import ClientHelloError
 
 
 def record(ctype: int, payload: bytes) -> bytes:

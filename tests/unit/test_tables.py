@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tlsecho.certs import CertificateInfo
 from tlsecho.cli.probe import _print_probe
 from tlsecho.cli.send import print_answer
-from tlsecho.probe import ProbeResult
+from tlsecho.client.probe import ProbeResult
+from tlsecho.pki.certs import CertificateInfo
 
 FINGERPRINT = "CA:54:51:E9:88:43:71:FA:98:34:3C:F8:F0:9B:C2:80:66:CD:3B:54:35:62:15:6E:70:13:4C:1F:7D:BB:75:B2"  # noqa: E501
 

@@ -23,8 +23,8 @@ from tlsecho.bench.http import default_path
 from tlsecho.bench.slots import make_slot
 from tlsecho.config import ClientConfig
 from tlsecho.errors import ConfigError, TlsEchoError, setting
-from tlsecho.framing import ECHO_MODES
 from tlsecho.tls import client_context
+from tlsecho.wire.framing import ECHO_MODES
 
 __all__ = ["BenchConfig", "BenchResult", "run_bench"]
 

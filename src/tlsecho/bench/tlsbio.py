@@ -21,7 +21,7 @@ from typing import Any
 
 from tlsecho.bench.engine import CLOCK, Worker
 from tlsecho.errors import failure_reason
-from tlsecho.proxy_protocol import build_header
+from tlsecho.wire.proxy_protocol import build_header
 
 __all__ = ["IN", "OUT", "READ_SIZE", "BioConnection", "error_kind"]
 

@@ -6,8 +6,6 @@ import argparse
 import logging
 from typing import Any
 
-from tlsecho.badssl import endpoint_configs
-from tlsecho.certs import default_cert_dir, write_pki
 from tlsecho.cli.common import (
     add_endpoint_range,
     add_logging,
@@ -16,10 +14,12 @@ from tlsecho.cli.common import (
     subcommand,
 )
 from tlsecho.config import ServerConfig
-from tlsecho.group import ServerGroup
+from tlsecho.lab.badssl import endpoint_configs
 from tlsecho.logs import configure
-from tlsecho.run import run_on_loop
-from tlsecho.server import EchoServer
+from tlsecho.pki.certs import default_cert_dir, write_pki
+from tlsecho.server.core import EchoServer
+from tlsecho.server.group import ServerGroup
+from tlsecho.server.run import run_on_loop
 
 __all__ = ["add_parser", "run"]
 

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import write_pair, write_pki
 from tlsecho.cli.common import csv, default_arg, subcommand
 from tlsecho.errors import ConfigError
+from tlsecho.pki.certs import write_pair, write_pki
 
 __all__ = ["add_parser", "run"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tlsecho.config import ClientConfig
-from tlsecho.framing import ECHO_MODES, MODES
+from tlsecho.wire.framing import ECHO_MODES, MODES
 
 __all__ = [
     "add_client_tls",

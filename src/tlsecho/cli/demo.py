@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import write_pair
 from tlsecho.cli.common import add_loop, subcommand
-from tlsecho.client import EchoClient
+from tlsecho.client.echo import EchoClient
 from tlsecho.config import ClientConfig, ServerConfig
 from tlsecho.logs import TagFormatter
-from tlsecho.run import run_on_loop
-from tlsecho.server import EchoServer
+from tlsecho.pki.certs import write_pair
+from tlsecho.server.core import EchoServer
+from tlsecho.server.run import run_on_loop
 
 __all__ = ["add_parser", "run"]
 

@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tlsecho.certs import default_cert_dir
 from tlsecho.cli.common import (
     add_endpoint_range,
     add_logging,
@@ -18,9 +17,10 @@ from tlsecho.cli.common import (
     subcommand,
 )
 from tlsecho.config import ServerConfig
-from tlsecho.lab import render, start_lab
+from tlsecho.lab.endpoints import render, start_lab
 from tlsecho.logs import configure
-from tlsecho.run import run_on_loop
+from tlsecho.pki.certs import default_cert_dir
+from tlsecho.server.run import run_on_loop
 
 __all__ = ["add_parser", "run"]
 

@@ -15,10 +15,10 @@ from tlsecho.cli.common import (
     peer_console,
     subcommand,
 )
+from tlsecho.client.probe import ProbeResult, probe
 from tlsecho.config import ClientConfig, parse_listen
 from tlsecho.errors import PeerError
-from tlsecho.net import format_address
-from tlsecho.probe import ProbeResult, probe
+from tlsecho.server.net import format_address
 
 __all__ = ["add_parser", "run"]
 

@@ -22,10 +22,10 @@ from tlsecho.cli.common import (
     peer_console,
     subcommand,
 )
-from tlsecho.client import EchoClient
+from tlsecho.client.echo import EchoClient
 from tlsecho.config import DEFAULT_PARTS, ClientConfig
 from tlsecho.logs import configure
-from tlsecho.run import run_on_loop
+from tlsecho.server.run import run_on_loop
 
 __all__ = ["add_parser", "run"]
 

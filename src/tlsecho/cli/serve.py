@@ -23,10 +23,10 @@ from tlsecho.cli.common import (
 )
 from tlsecho.config import Engine, ServerConfig, default_engine, parse_listen, parse_sni
 from tlsecho.errors import ConfigError
-from tlsecho.faults import RECORD_FAULTS, FaultSpec, parse_fault
 from tlsecho.logs import configure
-from tlsecho.net import raise_fd_limit
-from tlsecho.run import run_on_loop, run_until_signalled
+from tlsecho.server.net import raise_fd_limit
+from tlsecho.server.run import run_on_loop, run_until_signalled
+from tlsecho.wire.faults import RECORD_FAULTS, FaultSpec, parse_fault
 
 __all__ = ["add_parser", "run"]
 
@@ -320,7 +320,7 @@ def check_groups(text: str) -> list[str]:
 
     from tlsecho.groups import GROUP_CODES, group_list
     from tlsecho.tls import offered_groups
-    from tlsecho.tlsnames import GROUPS, names
+    from tlsecho.wire.tlsnames import GROUPS, names
 
     try:
         wanted = group_list(text)
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     if args.workers > 1:
-        from tlsecho.workers import run_workers
+        from tlsecho.server.workers import run_workers
 
         status = run_workers(config, args.workers, args.log_format)
         logging.getLogger("tlsecho.main").info("closing event loop")

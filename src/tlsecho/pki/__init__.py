@@ -1,2 +1,2 @@
 """Certificates: the one issuer (:mod:`tlsecho.pki.issuer`) that
-``tlsecho.certs`` and ``tlsecho.labcerts`` sign with."""
+``tlsecho.pki.certs`` and ``tlsecho.lab.certs`` sign with."""

@@ -141,5 +141,5 @@ CERT_KINDS: tuple[CertKind, ...] = (
 )
 #: What ``tlsecho cert --bad`` makes.
 BAD_KINDS = tuple(k for k in CERT_KINDS if not k.lab)
-#: What only the lab makes (tlsecho.labcerts).
+#: What only the lab makes (tlsecho.lab.certs).
 LAB_KINDS = tuple(k for k in CERT_KINDS if k.lab)

@@ -25,7 +25,7 @@ __all__ = ["ENDPOINTS", "Health", "HttpFraming", "HttpLimits", "Request"]
 
 
 class HttpFraming:
-    """Mode ``http``: the :class:`tlsecho.framing.Framing` contract, plus
+    """Mode ``http``: the :class:`tlsecho.wire.framing.Framing` contract, plus
     :meth:`connection_made`, the timer pair and :meth:`take_answered`."""
 
     __slots__ = ("_clock", "_health", "_limits", "_session", "bytes_in", "bytes_out")
