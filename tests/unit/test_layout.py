@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "tlsecho"
-MAX_LINES = 600
+MAX_LINES = 600  # issue 22 asks 500: engines/base and client/echo are over it
 
 
 def _module_name(path: Path) -> str:
@@ -119,6 +119,7 @@ def test_nothing_but_the_entry_point_imports_the_cli() -> None:
         "tlsecho.wire.proxy_protocol",
         "tlsecho.wire.deadlines",
         "tlsecho.wire.clienthello",
+        "tlsecho.wire.hello",
         "tlsecho.wire.tlsnames",
         "tlsecho.wire.tlsext",
         "tlsecho.wire.fingerprints",
@@ -146,6 +147,7 @@ def test_sans_io_cores_import_no_io_module(core: str) -> None:
         "tlsecho.wire.tlsnames",
         "tlsecho.wire.tlsext",
         "tlsecho.wire.fingerprints",
+        "tlsecho.wire.hello",
         *(m for m in MODULES if m.startswith("tlsecho.tlsbin")),
     }
 
