@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +102,19 @@ def server_json(pki: CertPair, loop_name: str) -> Iterator[ServerProcess]:
 def ca_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """``tlsecho cert --ca --bad``: a CA, server and client certificates, bad ones."""
     return write_pki(tmp_path_factory.mktemp("ca"), bad=True)
+
+
+@pytest.fixture
+def run_server() -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with arbitrary arguments (JSON logs: tests read each
+    connection's record); stop them all afterwards, each cleanly."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, host: str = "127.0.0.1") -> ServerProcess:
+        srv = start_server("--log-format", "json", *args, host=host)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        stop_cleanly(srv)

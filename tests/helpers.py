@@ -23,7 +23,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tlsecho.pki.certs import Pki
 
 TLSECHO = [sys.executable, "-m", "tlsecho"]
 
@@ -322,3 +325,45 @@ def tls_outcome(port: int, ca: Path, sni: str, data: bytes) -> tuple[str, bytes]
             if not raw:
                 return "eof", got
             inc.write(raw)
+
+
+def pki_args(pki: Pki) -> list[str]:
+    """``--cert``/``--key`` of a PKI's server certificate."""
+    return ["--cert", str(pki.server.cert), "--key", str(pki.server.key)]
+
+
+def socat(port: int, ca: Path, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    """socat as a TLS client of 127.0.0.1:port, ``data`` on its stdin."""
+    addr = f"OPENSSL:127.0.0.1:{port},cafile={ca},commonname=localhost"
+    return subprocess.run(
+        ["socat", "-t", "5", "-", addr], input=data, capture_output=True, timeout=30, check=False
+    )
+
+
+def tls_client(port: int, ca: Path, timeout: float = 20) -> ssl.SSLSocket:
+    """Python's ssl as a client of 127.0.0.1:port, trusting ``ca``, checking
+    the name ``localhost``."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def echo_exactly(s: ssl.SSLSocket, data: bytes) -> bytes:
+    """Send ``data`` and read until as many bytes came back (a close before
+    that fails the test)."""
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        assert chunk, "closed early"
+        got += chunk
+    return got
+
+
+StartServer = Callable[..., ServerProcess]
+"""The ``run_server`` fixture (tests/conftest.py)."""
+
+
+def quiet_send(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """:func:`send`, quiet unless ``-v`` is among the arguments."""
+    return send(*args, quiet=True, **kwargs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tests.helpers import TLSECHO, ServerProcess, as_text, send, start_server, stop_cleanly
+from tests.helpers import (
+    TLSECHO,
+    ServerProcess,
+    as_text,
+    echo_exactly,
+    send,
+    start_server,
+    stop_cleanly,
+    tls_client,
+)
 from tlsecho.pki.certs import CertPair
 
 MESSAGE = b"This is the message. It will be sent in parts."
@@ -269,34 +277,18 @@ def test_signal_closes_cleanly(pki: CertPair, sig: int) -> None:
     assert "Traceback" not in "\n".join(lines)
 
 
-def tls_client(port: int, pki: CertPair) -> ssl.SSLSocket:
-    ctx = ssl.create_default_context(cafile=str(pki.cert))
-    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
-    return ctx.wrap_socket(raw, server_hostname="localhost")
-
-
-def echo_exactly(s: ssl.SSLSocket, data: bytes) -> bytes:
-    s.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = s.recv(65536)
-        assert chunk, "closed early"
-        got += chunk
-    return got
-
-
 def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
     """SIGTERM stops accepting, but a session mid-message finishes normally."""
     srv = start_server(
         "--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "20",
         "--log-format", "json",
     )  # fmt: skip
-    with tls_client(srv.port, pki) as s:
+    with tls_client(srv.port, pki.cert) as s:
         assert echo_exactly(s, b"before the signal ") == b"before the signal "
         srv.proc.send_signal(signal.SIGTERM)
         srv.wait_for(r"draining 1 connection for up to 20 s")
         with pytest.raises(ConnectionRefusedError):  # no new connections while draining
-            tls_client(srv.port, pki).close()
+            tls_client(srv.port, pki.cert).close()
         assert echo_exactly(s, b"after it") == b"after it"
         s.sendall(b"\x00")
         assert s.recv(100) == b""  # the session ended by itself, cleanly
@@ -311,7 +303,7 @@ def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
         "--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "0.5",
         "--log-format", "json",
     )  # fmt: skip
-    with tls_client(srv.port, pki) as s:
+    with tls_client(srv.port, pki.cert) as s:
         assert echo_exactly(s, b"mid-message") == b"mid-message"
         srv.proc.send_signal(signal.SIGTERM)
         assert s.recv(100) == b""  # close_notify after the drain, not a reset
@@ -324,7 +316,7 @@ def test_drain_timeout_then_close_notify(pki: CertPair) -> None:
 
 def test_second_signal_stops_at_once(pki: CertPair) -> None:
     srv = start_server("--cert", str(pki.cert), "--key", str(pki.key), "--drain-timeout", "60")
-    with tls_client(srv.port, pki) as s:
+    with tls_client(srv.port, pki.cert) as s:
         assert echo_exactly(s, b"x") == b"x"
         srv.proc.send_signal(signal.SIGTERM)
         srv.wait_for(r"draining 1 connection\b")
