@@ -51,7 +51,7 @@ test-fast: tools $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow" tests/unit tests/integration tests/hostile
 
 # Modules whose tests do not depend on the server's engine.
-ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_newcomer test_fail_closed test_fault_backpressure test_docs_examples
+ENGINE_NEUTRAL := test_bench test_probe test_locust test_plugin test_usage_errors test_client_messages test_plugin_errors test_fail_closed test_fault_backpressure test_docs_examples
 
 # Branch coverage of src/tlsecho over make test, subprocesses included.
 COV_FAIL_UNDER ?= 90
