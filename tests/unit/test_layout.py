@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "tlsecho"
-MAX_LINES = 600  # issue 22 asks 500: engines/base and client/echo are over it
+MAX_LINES = 500  # issue 22: a module a person reads through
 
 
 def _module_name(path: Path) -> str:

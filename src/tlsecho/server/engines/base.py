@@ -4,8 +4,8 @@ after the handshake, the end and its record.
 An engine (:mod:`tlsecho.server.engines.sslsocket`, :mod:`tlsecho.server.engines.membio`)
 subclasses :class:`EngineConnection` and moves the bytes: it implements
 :meth:`~EngineConnection.start`, ``_read`` (give the plaintext that has come
-to the framing), ``_write`` (encrypt and send bytes), ``_begin_close`` and
-``_release`` (close the socket; how many bytes the kernel never took).
+to the framing), ``_write`` (encrypt and send bytes), ``_send_close``
+(close_notify) and ``_release`` (close the socket; how many bytes the kernel never took).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import socket
 import ssl
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from tlsecho.logs import connection_message, get_logger
 from tlsecho.server.answer import hello_document
 from tlsecho.server.connection import TRANSITIONS, ConnectionOwner, ConnectionRecord, Outcome, State
+from tlsecho.server.engines.barrier import DRAIN_SIZE, DRAINS_PER_WAKEUP, LINGER_ZERO, ErrorBarrier
 from tlsecho.server.engines.pretls import hello_fault
 from tlsecho.server.identity import check_client
-from tlsecho.server.net import Address, format_address
+from tlsecho.server.net import Address
 from tlsecho.tls import server_name_of
 from tlsecho.wire.deadlines import Deadlines, Expired
-from tlsecho.wire.faults import ECHO_FAULTS, RECORD_FAULTS, EchoFault, FaultSpec, alert_record
+from tlsecho.wire.faults import ECHO_FAULTS, RECORD_FAULTS, EchoFault, FaultSpec
 from tlsecho.wire.framing import Framing, HelloFraming, make_framing
 
 __all__ = ["HIGH_WATER", "LOW_WATER", "EngineConnection", "log_conn"]
@@ -39,14 +39,7 @@ log_conn = get_logger("echo")
 # Echo bytes queued for a peer that is not reading, before we stop reading it.
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
-_DRAIN_SIZE = 65536
-_LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {1, 0}: close resets
-_DRAINS_PER_WAKEUP = 16
-# A fatal internal_error alert (RFC 8446 6.2) in a plaintext record: what a
-# client is told when our own code fails before any TLS record of ours went out.
-_ALERT_INTERNAL_ERROR = alert_record(80)
 
-_T = TypeVar("_T")
 _PLAIN_HTTP_BODY = b"400 Bad Request: plain HTTP request sent to an HTTPS port\n"
 _PLAIN_HTTP_ANSWER = (
     b"HTTP/1.1 400 Bad Request\r\nServer: tlsecho\r\nContent-Type: text/plain\r\n"
@@ -54,38 +47,25 @@ _PLAIN_HTTP_ANSWER = (
 ) + _PLAIN_HTTP_BODY
 
 
-class EngineConnection:
+class EngineConnection(ErrorBarrier):
     """One client of the server, whatever moves its bytes."""
 
     __slots__ = (
         "_deadlines",
         "_debug",
-        "_fd",
         "_framing",
-        "_ftimer",
         "_hello",
         "_io",
         "_linger_exc",
-        "_logged",
-        "_loop",
-        "_outcome",
         "_proxy",
         "_ragged",
-        "_raw",
-        "_reading",
-        "_server",
-        "_sock",
-        "_state",
-        "_timer",
         "_wbuf",
-        "_writing",
         "_written",
         "_wsize",
         "alpn",
         "cipher",
         "client_cert",
         "fault",
-        "peer",
         "real_peer",
         "sni",
         "version",
@@ -194,71 +174,6 @@ class EngineConnection:
         """Close the socket; the bytes queued that the kernel never took."""
         raise NotImplementedError
 
-    # -- the error barrier ------------------------------------------------------
-    def guard(self, step: Callable[..., _T], *args: Any) -> _T | None:
-        """Run one step of this connection (every loop callback, timer and
-        server call goes through here). An exception that escapes it is not
-        a peer's documented mistake (those are handled where they happen) but
-        a fault of ours: it ends this connection at once (fail closed), and
-        nothing else."""
-        try:
-            return step(*args)
-        except Exception as exc:
-            self._internal_error(exc)
-            return None
-
-    def _internal_error(self, exc: Exception) -> None:
-        """Fail closed: whatever the connection was doing, a policy check
-        included, it ends now and never carries on. Before any TLS record
-        of ours went out the client gets a fatal ``internal_error`` alert;
-        after, a TCP reset (so it can never take the end for a clean one).
-        One line (``end=internal-error``), counted; the traceback only at
-        debug level and in the JSON record."""
-        self._outcome = Outcome.INTERNAL_ERROR
-        if self._state is State.CLOSED:  # it failed while closing
-            self._abandon(exc)
-            return
-        try:
-            raw = self._raw
-            if self._sock is None:
-                # What the client sent is read and dropped first: closing with
-                # unread bytes would reset, destroying the alert on its way.
-                with contextlib.suppress(OSError):
-                    for _ in range(_DRAINS_PER_WAKEUP):  # bounded: a flood cannot hold us
-                        if not socket.socket.recv(raw, _DRAIN_SIZE, socket.MSG_DONTWAIT):
-                            break
-                with contextlib.suppress(OSError):
-                    socket.socket.send(raw, _ALERT_INTERNAL_ERROR, socket.MSG_DONTWAIT)
-            else:
-                with contextlib.suppress(OSError):
-                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            self._close(exc)
-        except Exception:
-            self._abandon(exc)
-
-    def _abandon(self, exc: Exception) -> None:
-        """The end itself failed: unhook and close the socket with no more of
-        our code, say so once, and let the server forget the connection."""
-        self._state = State.CLOSED
-        for remove in (self._loop.remove_reader, self._loop.remove_writer):
-            with contextlib.suppress(Exception):
-                remove(self._fd)
-        self._reading = self._writing = False
-        for handle in (self._timer, self._ftimer):
-            if handle is not None:
-                handle.cancel()
-        with contextlib.suppress(Exception):
-            self._raw.close()
-        if not self._logged:
-            self._logged = True
-            log_conn.error(
-                "done peer=%s end=internal-error reason=%r",
-                format_address(self.peer),
-                f"{exc.__class__.__name__}: {exc}",
-                extra={"tag": self.tag},
-            )
-        self._server.forget(self)
-
     # -- event registration ---------------------------------------------------
     def _want_read(self, on: bool) -> None:
         if on != self._reading:
@@ -314,9 +229,9 @@ class EngineConnection:
         self._stalled_read()
 
     def _stalled_read(self) -> None:
-        for _ in range(_DRAINS_PER_WAKEUP):  # bounded: a flood cannot hold the loop
+        for _ in range(DRAINS_PER_WAKEUP):  # bounded: a flood cannot hold the loop
             try:
-                data = socket.socket.recv(self._raw, _DRAIN_SIZE, socket.MSG_DONTWAIT)
+                data = socket.socket.recv(self._raw, DRAIN_SIZE, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             except OSError as exc:  # a reset
@@ -335,7 +250,7 @@ class EngineConnection:
     def _reset(self) -> None:
         """End with a TCP reset (a fault that fires)."""
         with contextlib.suppress(OSError):
-            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
         self._fail(Outcome.FAULT, None)
 
     # -- after the handshake ----------------------------------------------------
@@ -450,9 +365,9 @@ class EngineConnection:
     def _drain(self) -> None:
         """Read and discard until the peer closes (DRAINING)."""
         fd = self._fd
-        for _ in range(_DRAINS_PER_WAKEUP):
+        for _ in range(DRAINS_PER_WAKEUP):
             try:
-                data = os.read(fd, _DRAIN_SIZE)
+                data = os.read(fd, DRAIN_SIZE)
             except BlockingIOError:
                 return
             except OSError:
