@@ -29,6 +29,11 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def outcome_counts(outcomes: Mapping[str, int]) -> str:
+    """``eof=2, terminated=9`` (sorted), or ``none``: the summary lines' counts."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
+
+
 def connection_message(fields: Mapping[str, Any]) -> str:
     """The text of a finished connection's log line, from the same fields as
     its JSON record (:meth:`tlsecho.server.connection.ConnectionRecord.as_fields`)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from tlsecho.config import ServerConfig
 from tlsecho.errors import ListenError, TlsEchoError
-from tlsecho.logs import get_logger, plural
+from tlsecho.logs import get_logger, outcome_counts, plural
 from tlsecho.server.connection import ConnectionRecord, Outcome
 from tlsecho.server.engines.base import EngineConnection
 from tlsecho.server.engines.membio import BioTlsConnection
@@ -450,9 +450,10 @@ class EchoServer:
                 await self._idle.wait()
         except TimeoutError:
             self.abort_all()
-        done = ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
         log_main.info(
-            "served %s (%s)", plural(self.connections_total, "connection"), done or "none"
+            "served %s (%s)",
+            plural(self.connections_total, "connection"),
+            outcome_counts(self.outcomes),
         )
 
     def abort_all(self) -> None:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tlsecho.logs import plural
+from tlsecho.logs import outcome_counts, plural
 
 if TYPE_CHECKING:
     from tlsecho.server.core import EchoServer
@@ -61,10 +61,9 @@ class ServerGroup:
         outcomes: collections.Counter[str] = collections.Counter()
         for srv in self.servers:
             outcomes.update(srv.outcomes)
-        done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
         total = sum(srv.connections_total for srv in self.servers)
         endpoints = plural(len(self.servers), "endpoint")
-        return f"served {plural(total, 'connection')} on {endpoints} ({done})"
+        return f"served {plural(total, 'connection')} on {endpoints} ({outcome_counts(outcomes)})"
 
     async def run_until_signalled(self, show: Callable[[], None]) -> None:
         """With every server started: ``show()`` what they are, serve until

@@ -27,7 +27,7 @@ from typing import Any
 
 from tlsecho.config import ServerConfig
 from tlsecho.errors import TlsEchoError
-from tlsecho.logs import configure, get_logger, plural
+from tlsecho.logs import configure, get_logger, outcome_counts, plural
 from tlsecho.server.net import bind_all, format_address
 from tlsecho.tls import build_server_tls, with_default_pair
 
@@ -192,7 +192,7 @@ class Supervisor:
             total += served
             outcomes.update(counts)
             reports += 1
-        done = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none"
+        done = outcome_counts(outcomes)
         log.info(
             "served %s in all, %s (%s)",
             plural(total, "connection"),
