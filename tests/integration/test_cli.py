@@ -292,6 +292,9 @@ def test_sigterm_drains_open_sessions(pki: CertPair) -> None:
         assert echo_exactly(s, b"after it") == b"after it"
         s.sendall(b"\x00")
         assert s.recv(100) == b""  # the session ended by itself, cleanly
+    # It exits on the one signal; stop() would send a second ("now") if the
+    # process had not quite gone yet.
+    assert srv.proc.wait(timeout=20) == 0
     assert srv.stop() == 0
     (rec,) = srv.records()
     assert (rec["bytes_in"], rec["bytes_out"], rec["outcome"]) == (27, 26, "terminated")
