@@ -53,11 +53,15 @@ MOVED = {
 
 
 def _moved(fullname: str) -> str | None:
-    head, sep, tail = fullname, "", ""
-    while head not in MOVED and "." in head[len("tlsecho.") :]:
-        head, _, last = head.rpartition(".")
-        tail, sep = f"{last}.{tail}" if tail else last, "."
-    return MOVED[head] + sep + tail if head in MOVED else None
+    """The new path of an old one (``tlsecho.engines.base`` ->
+    ``tlsecho.server.engines.base``), else None. Called for every import in
+    the process: a string split and a dict lookup."""
+    package, _, rest = fullname.partition(".")
+    if package != "tlsecho":
+        return None
+    old, dot, sub = rest.partition(".")
+    new = MOVED.get(f"tlsecho.{old}")
+    return None if new is None else new + dot + sub
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
