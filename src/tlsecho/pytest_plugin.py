@@ -127,7 +127,7 @@ class RunningServer:
     def start(self) -> RunningServer:
         self._thread = LoopThread()
         try:
-            self._thread.call(self._server.start())
+            self._thread.call(self._server.start(), what="the tlsecho server's start")
         except BaseException:
             self._thread.close()
             raise
@@ -221,7 +221,7 @@ def tlsecho_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     out = tmp_path_factory.mktemp("tlsecho-lab")
     thread = LoopThread("tlsecho-lab")
     try:
-        group, manifest = thread.call(start_lab(out), timeout=120)
+        group, manifest = thread.call(start_lab(out), timeout=120, what="the tlsecho lab's start")
     except BaseException:
         thread.close()
         raise

@@ -95,10 +95,18 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    def call(
+        self, coro: Coroutine[Any, Any, T], timeout: float = 30.0, what: str = "the call"
+    ) -> T:
         """Run ``coro`` on the thread's loop and return its result (or raise
-        what it raised). ``TimeoutError`` after ``timeout`` seconds."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        what it raised). After ``timeout`` seconds, ``TimeoutError`` saying
+        that ``what`` did not finish in time."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"{what} did not finish within {timeout:g} s") from None
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the loop and the thread (close the servers first)."""
