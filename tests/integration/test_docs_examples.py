@@ -88,24 +88,28 @@ def _run(example: Example, work: Path, logs: Path, env: dict[str, str]) -> str |
     return None
 
 
+def _group_gone(proc: subprocess.Popen[bytes], within: float) -> bool:
+    """Whether every process of the block's group has exited within ``within`` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the script itself, or it stays in the group
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     """Stop whatever the block left running: its session is ours alone."""
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            proc.poll()  # reap the script itself
-            time.sleep(0.05)
-        else:
-            continue
-        break
+        if _group_gone(proc, 5.0):
+            break
     proc.wait()
 
 
